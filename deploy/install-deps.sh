@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages spanprint needs, only those missing (apt-get, non-interactive).
+#   deploy/install-deps.sh           build and run
+#   deploy/install-deps.sh --test    also what `make test` needs (clang for libFuzzer, kcat,
+#                                    Java 17 and Maven for the test Kafka broker)
+#   deploy/install-deps.sh --bench   also the reference tools `make bench` runs
+set -euo pipefail
+
+build=(build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev librdkafka-dev
+       libssl-dev)
+test=(libcmocka-dev clang kcat openjdk-17-jre-headless maven valgrind python3)
+bench=(tcpreplay wireshark-common tshark pmacct libndpi-bin time valgrind)
+
+want=("${build[@]}")
+for arg in "$@"; do
+    case $arg in
+    --test) want+=("${test[@]}") ;;
+    --bench) want+=("${test[@]}" "${bench[@]}") ;;
+    *) echo "usage: $0 [--test|--bench]" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    # java/mvn may come from outside Debian (a preinstalled JDK): accept the commands too.
+    case $p in
+    openjdk-17-jre-headless) command -v java >/dev/null 2>&1 && continue ;;
+    maven) command -v mvn >/dev/null 2>&1 && continue ;;
+    esac
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer it up front.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

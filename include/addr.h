@@ -1,0 +1,29 @@
+/* addr: an IPv4 or IPv6 address as a value type, plus formatting and comparison.
+ * IPv4 lives in a[0..3] with a[4..15] zero. Thread safety: pure functions.
+ */
+#ifndef SN_ADDR_H
+#define SN_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SN_ADDR_STRLEN 46 /* INET6_ADDRSTRLEN */
+
+struct sn_addr {
+    uint8_t family; /* 4 or 6; 0 when unset */
+    uint8_t a[16];
+};
+
+/* Writes the textual form (inet_ntop) into buf (at least SN_ADDR_STRLEN bytes). */
+const char *sn_addr_str(const struct sn_addr *a, char *buf, size_t len);
+/* Parses dotted IPv4 or IPv6 text; returns 0 or -EINVAL. */
+int sn_addr_parse(const char *s, struct sn_addr *out) __attribute__((warn_unused_result));
+/* memcmp-style order: family first, then bytes. */
+int sn_addr_cmp(const struct sn_addr *x, const struct sn_addr *y);
+/* True if the first `bits` bits of a equal those of net (same family). */
+bool sn_addr_in_prefix(const struct sn_addr *a, const struct sn_addr *net, unsigned bits);
+/* Clears all bits after the first `bits` (for /24, /56, /64 client keys). */
+void sn_addr_mask(struct sn_addr *a, unsigned bits);
+
+#endif

@@ -1,0 +1,41 @@
+/* pipeline: one worker's packet path: decode -> flow table -> TLS -> classification ->
+ * enrichment -> rules -> fingerprints, and the flow/fingerprint/stats records it writes to
+ * a sink. Replay feeds it packets in file order; time is packet time.
+ *
+ * Ownership: the pipeline borrows cfg and sink (they outlive it). Packet bytes are borrowed
+ * for the call. Thread safety: one pipeline per thread.
+ */
+#ifndef SN_PIPELINE_H
+#define SN_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sn_config;
+struct sn_sink;
+struct sn_pipeline;
+
+/* Returns NULL with SN_ERR set; *is_config tells whether the cause is the user's config
+ * (a bad rules file, a corrupt database: exit 2). */
+struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink *sink,
+                                    bool *is_config);
+void sn_pipeline_free(struct sn_pipeline *p);
+
+void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uint32_t caplen,
+                        uint32_t wirelen, int64_t ts_us);
+
+/* Per-input bookkeeping for the stats record. */
+void sn_pipeline_input_begin(struct sn_pipeline *p, const char *path, int dlt);
+void sn_pipeline_input_end(struct sn_pipeline *p, uint64_t packets, bool truncated);
+
+/* End of input: ends all flows, closes all windows, writes the stats record. */
+void sn_pipeline_finish(struct sn_pipeline *p);
+
+/* Human-readable counters ("name value" lines) for --stats. */
+void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out);
+
+/* Number of records the sink refused (write errors); non-zero makes the exit status 1. */
+uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p);
+
+#endif
