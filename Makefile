@@ -27,32 +27,45 @@ TESTS    := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
 FUZZERS  := $(patsubst tests/%.c,build/fuzz/%,$(wildcard tests/fuzz_*.c))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 
+# Quiet by default; `make V=1` shows the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all test unit fuzz bench clean format
 
 all: build/spanprint
 
 build/spanprint: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 build/obj/%.o: sensor/%.c | build/obj
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC    $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/asan/%.o: sensor/%.c | build/asan
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
+	@echo "  CC    $< (asan)"
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
 
 # The sanitizer build of the binary, used by the CLI and golden tests.
 build/spanprint-asan: $(SAN_OBJS)
-	$(CC) -O1 -g $(SAN) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) -O1 -g $(SAN) -o $@ $^ $(PKG_LIBS)
 
 build/tests/%: tests/%.c $(SAN_LIB_OBJS) | build/tests
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -Itests -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	@echo "  TEST  $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -Itests -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # libFuzzer targets need clang; they link the sanitizer objects built by clang too.
 FUZZ_CC := clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -g -O1 \
               -fsanitize=fuzzer,address,undefined -DSN_VERSION='"$(VERSION)"' -DSN_GITREV='"x"'
 build/fuzz/%: tests/%.c $(LIB_SRCS) | build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
+	@echo "  FUZZ  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 
 build/obj build/asan build/tests build/fuzz:
 	mkdir -p $@

@@ -46,7 +46,7 @@ static int replay(struct sn_pipeline *p, struct sn_capture *c)
     struct sn_capture_pkt pkt;
     uint64_t n = 0;
     int dlt = sn_capture_dlt(c);
-    int rc;
+    int rc = 0;
     sn_pipeline_input_begin(p, sn_capture_path(c), dlt);
     while (!stop_requested && (rc = sn_capture_next(c, &pkt)) == 1) {
         sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
