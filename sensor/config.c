@@ -114,14 +114,14 @@ static int parse_bool(const char *v, bool *out)
     return -EINVAL;
 }
 
-/* Sets one key from text; origin is "--name" or "file:line". */
+/* Sets one key from text; `where` names it for messages: "--name" or "file:line: name". */
 static int set_value(struct sn_config *cfg, const struct key *k, const char *v,
-                     const char *origin)
+                     const char *where)
 {
     switch (k->type) {
     case K_STR:
         if (!*v)
-            return SN_ERR(SN_ECONFIG, "%s: %s: empty value", origin, k->name);
+            return SN_ERR(SN_ECONFIG, "%s: empty value", where);
         set_str(cfg, k, v);
         return 0;
     case K_UINT: {
@@ -129,40 +129,39 @@ static int set_value(struct sn_config *cfg, const struct key *k, const char *v,
         errno = 0;
         unsigned long n = strtoul(v, &end, 10);
         if (!isdigit((unsigned char)*v) || *end || errno)
-            return SN_ERR(SN_ECONFIG, "%s: %s: '%s' is not a whole number", origin, k->name, v);
+            return SN_ERR(SN_ECONFIG, "%s: '%s' is not a whole number", where, v);
         if (n < k->min || n > k->max)
-            return SN_ERR(SN_ECONFIG, "%s: %s: %lu is out of range %u..%u", origin, k->name, n,
-                          k->min, k->max);
+            return SN_ERR(SN_ECONFIG, "%s: %lu is out of range %u..%u", where, n, k->min,
+                          k->max);
         *(unsigned *)((char *)cfg + k->off) = (unsigned)n;
         return 0;
     }
     case K_BOOL: {
         bool b;
         if (parse_bool(v, &b))
-            return SN_ERR(SN_ECONFIG, "%s: %s: '%s' is not true/false", origin, k->name, v);
+            return SN_ERR(SN_ECONFIG, "%s: '%s' is not true/false", where, v);
         *(bool *)((char *)cfg + k->off) = b;
         return 0;
     }
     case K_INPUT:
         if (cfg->n_inputs >= SN_CONFIG_MAX_INPUTS)
-            return SN_ERR(SN_ECONFIG, "%s: %s: more than %d inputs", origin, k->name,
-                          SN_CONFIG_MAX_INPUTS);
+            return SN_ERR(SN_ECONFIG, "%s: more than %d inputs", where, SN_CONFIG_MAX_INPUTS);
         cfg->inputs[cfg->n_inputs++] = xstrdup(v);
         return 0;
     case K_KV: {
         const char *eq = strchr(v, '=');
         if (!eq || eq == v)
-            return SN_ERR(SN_ECONFIG, "%s: '%s' is not KEY=VALUE", origin, v);
+            return SN_ERR(SN_ECONFIG, "%s: '%s' is not KEY=VALUE", where, v);
         if (cfg->n_kafka >= SN_CONFIG_MAX_KV)
-            return SN_ERR(SN_ECONFIG, "%s: more than %d Kafka properties", origin, SN_CONFIG_MAX_KV);
+            return SN_ERR(SN_ECONFIG, "%s: more than %d Kafka properties", where, SN_CONFIG_MAX_KV);
         struct sn_kv *kv = &cfg->kafka[cfg->n_kafka++];
         kv->key = strndup(v, (size_t)(eq - v));
         kv->val = xstrdup(eq + 1);
-        kv->origin = xstrdup(origin);
+        kv->origin = xstrdup(where);
         return 0;
     }
     default:
-        return SN_ERR(SN_ECONFIG, "%s: %s cannot be set here", origin, k->name);
+        return SN_ERR(SN_ECONFIG, "%s: cannot be set here", where);
     }
 }
 
@@ -256,6 +255,8 @@ int sn_config_load_file(struct sn_config *cfg, const char *path)
             continue;
         }
         const struct key *k = find_key(key);
+        char where[700];
+        snprintf(where, sizeof(where), "%s: %s", origin, key);
         if (!k || k->type == K_ACTION || k->type == K_FILE) {
             rc = SN_ERR(SN_ECONFIG, "%s: unknown key '%s'", origin, key);
             break;
@@ -264,7 +265,7 @@ int sn_config_load_file(struct sn_config *cfg, const char *path)
             continue; /* the command line wins */
         if (k->type == K_INPUT && inputs_from_cli)
             continue;
-        if ((rc = set_value(cfg, k, val, origin)))
+        if ((rc = set_value(cfg, k, val, where)))
             break;
     }
     if (!rc && ferror(fp))

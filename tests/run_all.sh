@@ -11,12 +11,16 @@ pass=0
 fail=0
 failed=()
 
-count_from() { # file: adds the "N passed, N failed" or cmocka summary of a log
-    local log=$1 p f
-    p=$(grep -Eo '^(\[  PASSED  \] [0-9]+|[0-9]+ passed)' "$log" | grep -Eo '[0-9]+' | tail -1)
-    f=$(grep -Eo '^(\[  FAILED  \] [0-9]+|[0-9]+ passed, [0-9]+ failed)' "$log" | grep -Eo '[0-9]+' | tail -1)
-    pass=$((pass + ${p:-0}))
-    echo "${f:-0}"
+# Reads a log's summary: cmocka's "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" or
+# the plain "N passed, N failed". Sets $p and $f.
+summary() {
+    local log=$1
+    p=$(grep -E '^\[  PASSED  \] [0-9]+|^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 |
+        grep -Eo '[0-9]+' | head -1)
+    f=$(grep -E '^\[  FAILED  \] [0-9]+ test|^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 |
+        grep -Eo '[0-9]+ (test|failed)' | grep -Eo '[0-9]+')
+    p=${p:-0}
+    f=${f:-0}
 }
 
 mkdir -p build/logs
@@ -28,8 +32,9 @@ for t in build/tests/test_*; do
     "$t" >"$log" 2>&1
     rc=$?
     grep -E '^\[ *(PASSED|FAILED|  OK|RUN) *\]|FAIL' "$log" | grep -v '^\[ RUN' | grep -v '^\[       OK' | tail -n 15
-    f=$(count_from "$log")
+    summary "$log"
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -n 30 "$log"; fi
+    pass=$((pass + p))
     fail=$((fail + f))
     [ "$f" -eq 0 ] || failed+=("$name")
 done
@@ -43,8 +48,9 @@ for t in tests/t_*.sh; do
     rc=$?
     grep -E '^(ok|FAIL|SKIP) ' "$log" | grep -v '^ok ' | head -n 40
     grep -A20 '^FAIL ' "$log" | head -n 60
-    f=$(count_from "$log")
+    summary "$log"
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -n 30 "$log"; fi
+    pass=$((pass + p))
     fail=$((fail + f))
     [ "$f" -eq 0 ] || failed+=("$name")
     grep -E '^[0-9]+ passed' "$log" | tail -1 | sed 's/^/   /'

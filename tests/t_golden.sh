@@ -4,11 +4,12 @@
 # Regenerate with tests/golden/update.sh after an intended change, and review the diff.
 source "$(dirname "$0")/lib/check.sh"
 shopt -s nullglob
-for want in "$ROOT"/tests/golden/*.jsonl; do
+cd "$ROOT" # relative capture paths, as in the golden files' stats records
+for want in tests/golden/*.jsonl; do
     name=$(basename "$want" .jsonl)
     args=()
-    [ -f "$ROOT/tests/golden/$name.args" ] && read -r -a args <"$ROOT/tests/golden/$name.args"
-    "$SP" -r "$ROOT/tests/pcap/$name" --sensor-id golden "${args[@]}" >"$TMP/$name.out" 2>"$TMP/$name.err"
+    [ -f "tests/golden/$name.args" ] && read -r -a args <"tests/golden/$name.args"
+    "$SP" -r "tests/pcap/$name" --sensor-id golden "${args[@]}" >"$TMP/$name.out" 2>"$TMP/$name.err"
     rc=$?
     check_eq "$name: exit status" 0 "$rc"
     check "$name: output equals golden" diff -u "$want" "$TMP/$name.out"
