@@ -1,11 +1,15 @@
 /* decode: link layer to L4, through tunnels, into a struct sn_pkt.
  *
- * Supported link types (DLT_*): EN10MB (with 802.1Q/802.1ad/QinQ tags and MPLS label
- * stacks), LINUX_SLL, LINUX_SLL2, RAW/IPV4/IPV6 (DLT 12, 14, 101, 228, 229), NULL and
- * LOOP (BSD loopback), PPP. Tunnels: GRE (incl. ERSPAN type II and III, transparent
- * Ethernet bridging), VXLAN (UDP 4789) and GENEVE (UDP 6081); the packet describes the
- * innermost flow, the outermost IP addresses are kept in outer_*.
- * All wire reads go through struct sn_cur; nothing past caplen is read.
+ * Supported link types (DLT_*): EN10MB (with 802.1Q/802.1ad/QinQ tags incl. 0x9100/0x9200
+ * TPIDs, MPLS label stacks, PPPoE sessions, 802.2 SNAP), LINUX_SLL, LINUX_SLL2,
+ * RAW/IPV4/IPV6 (DLT 12, 14, 101, 228, 229), NULL and LOOP (BSD loopback), PPP, PPP_SERIAL
+ * (RFC 1662 or Cisco HDLC framing) and C_HDLC. Tunnels: GRE (incl. ERSPAN type I, II and
+ * III, transparent Ethernet bridging), VXLAN (UDP 4789), VXLAN-GPE (4790), GENEVE (6081),
+ * GTP-U G-PDU (2152) and IP-in-IP (4, 41); they are decapsulated only for unfragmented
+ * packets. The packet describes the innermost flow, the outermost IP addresses are kept in
+ * outer_*. IPv6 extension headers are walked (ESP and No Next Header end the walk); a
+ * zero IP length (TCP segmentation offload) takes the frame's length.
+ * All wire reads go through struct sn_cur; nothing past caplen is read. No allocation.
  * Thread safety: one struct sn_decode per thread (it holds counters).
  */
 #ifndef SN_DECODE_H
@@ -118,6 +122,9 @@ bool sn_decode_linktype_ok(int dlt);
 
 /* Decodes one captured frame. Returns SN_DEC_OK (0) when pkt describes an IP packet
  * (ports/flags set when the L4 header was there), else the reason (also counted in d->st).
+ * On any other result pkt is zeroed or partly filled and must not be used as a flow.
+ * A TRUNC_* result means the frame ended inside a header: for TCP that is the 20-byte fixed
+ * header (options cut by snaplen still give OK, with payload_caplen 0).
  * pkt points into data (borrowed for the caller's callback only). */
 enum sn_decode_reason sn_decode_packet(struct sn_decode *d, int dlt, const uint8_t *data,
                                        uint32_t caplen, uint32_t wirelen, int64_t ts_us,

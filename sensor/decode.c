@@ -191,9 +191,12 @@ static enum sn_decode_reason step_mpls(struct dstate *s)
  * 0x0281/0x0283 MPLS (RFC 3032 4.3). */
 static enum sn_decode_reason step_ppp(struct dstate *s)
 {
-    uint8_t a, b;
-    if (sn_cur_peek8(&s->c, 0, &a) && a == 0xFF && sn_cur_peek8(&s->c, 1, &b) && b == 0x03)
-        sn_cur_skip(&s->c, 2);
+    uint8_t a;
+    if (sn_cur_peek8(&s->c, 0, &a) && a == 0xFF) {
+        sn_cur_skip(&s->c, 1);
+        if (sn_cur_u8(&s->c) != 0x03)
+            return s->c.err ? SN_DEC_TRUNC_L2 : SN_DEC_NON_IP;
+    }
     uint16_t proto = sn_cur_u8(&s->c);
     if (!(proto & 1))
         proto = (uint16_t)(proto << 8 | sn_cur_u8(&s->c));
@@ -217,7 +220,7 @@ static enum sn_decode_reason step_ppp(struct dstate *s)
 
 static enum sn_decode_reason step_l4(struct dstate *s);
 
-static void set_addr(struct sn_addr *a, uint8_t fam, const uint8_t *p)
+static inline void set_addr(struct sn_addr *a, uint8_t fam, const uint8_t *p)
 {
     a->family = fam;
     memset(a->a, 0, sizeof(a->a));
@@ -238,11 +241,13 @@ static void ip_reset(struct sn_pkt *p)
     p->icmp_type = p->icmp_code = 0;
 }
 
-static void ip_common(struct dstate *s, uint8_t ver, const uint8_t *l3, size_t l3_cap,
-                      const uint8_t *src, const uint8_t *dst)
+static inline void ip_common(struct dstate *s, uint8_t ver, const uint8_t *l3, size_t l3_cap,
+                             const uint8_t *src, const uint8_t *dst)
 {
     struct sn_pkt *p = s->pkt;
-    ip_reset(p);
+    if (s->ips)
+        ip_reset(p); /* the first IP header finds pkt freshly zeroed */
+    p->frag_first = true;
     p->ipver = ver;
     set_addr(&p->src, ver, src);
     set_addr(&p->dst, ver, dst);
