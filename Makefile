@@ -5,7 +5,7 @@
 # tests/test_foo.c and nothing here changes.
 
 CC       ?= cc
-PKGS     := libpcap libndpi libmaxminddb rdkafka libcrypto
+PKGS     := libpcap libndpi libmaxminddb rdkafka libcrypto libmicrohttpd
 VERSION  := 0.1.0
 GITREV   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS)))

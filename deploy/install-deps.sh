@@ -6,7 +6,7 @@
 #   deploy/install-deps.sh --bench   also the reference tools `make bench` runs
 set -euo pipefail
 
-build=(build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev librdkafka-dev
+build=(build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev librdkafka-dev libmicrohttpd-dev
        libssl-dev)
 test=(libcmocka-dev clang kcat openjdk-17-jre-headless maven valgrind python3)
 bench=(tcpreplay wireshark-common tshark pmacct libndpi-bin time valgrind)

@@ -8,6 +8,7 @@
 #ifndef SN_CAPTURE_H
 #define SN_CAPTURE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct sn_capture;
@@ -24,7 +25,22 @@ struct sn_capture_pkt {
 struct sn_capture *sn_capture_open_file(const char *path, const char *filter);
 void sn_capture_close(struct sn_capture *c);
 
-/* 1: a packet; 0: end of file; -SN_ETRUNC: the file ends mid-record (what was read
+/* Opens a live capture on an interface (TPACKET_V3 through libpcap): snaplen bytes per
+ * packet, a kernel buffer of buffer_mb MiB, promiscuous unless told otherwise, and a read
+ * timeout of SN_CAPTURE_TIMEOUT_MS so the caller regains control when traffic is idle.
+ * Returns NULL with SN_ERR naming the interface; a missing capture capability is said
+ * plainly (*perm set), so the caller can say how to grant it. */
+struct sn_capture *sn_capture_open_live(const char *iface, const char *filter, unsigned snaplen,
+                                        unsigned buffer_mb, bool promisc, bool *perm);
+
+#define SN_CAPTURE_TIMEOUT_MS 100
+
+/* Kernel counters of a live capture (pcap_stats): packets received, dropped by the kernel
+ * (buffer full), dropped by the interface. Returns 0, or -ENOTSUP for files. */
+int sn_capture_stats(struct sn_capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop);
+bool sn_capture_is_live(const struct sn_capture *c);
+
+/* 1: a packet; 0: end of file (offline) or read timeout (live); -SN_ETRUNC: the file ends mid-record (what was read
  * stays valid; SN_ERR has the detail); another negative code: read error. */
 int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out);
 

@@ -1,27 +1,39 @@
 #define SN_LOG_MOD "main"
 /* spanprint: command-line entry. Parses options, opens inputs and the sink, drives the
- * pipeline, and maps failures to exit codes: 0 ok, 1 runtime error, 2 usage/config error. */
+ * pipeline from files or a live interface, handles signals, and maps failures to exit
+ * codes: 0 ok, 1 runtime error, 2 usage/config error. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "sink.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested, stats_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else if (sig == SIGUSR1)
+        stats_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 static void install_signals(void)
@@ -32,6 +44,8 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 static void die_msg(const char *msg)
@@ -39,20 +53,99 @@ static void die_msg(const char *msg)
     fprintf(stderr, "spanprint: %s\n", msg);
 }
 
-/* Reads every packet of one capture into the pipeline. Returns 0, or 1 when the file was
- * truncated (warned, what was read is kept), or a negative code on a read error. */
-static int replay(struct sn_pipeline *p, struct sn_capture *c)
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drops root for `user` once the capture is open: groups, gid, uid, and no way back. */
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        return SN_ERR(SN_ECONFIG, "--user: no such user '%s'", user);
+    if (setgroups(0, NULL) != 0 && errno != EPERM)
+        return SN_ERR(errno, "--user %s: setgroups: %s", user, strerror(errno));
+    if (setgid(pw->pw_gid) != 0)
+        return SN_ERR(errno, "--user %s: setgid: %s", user, strerror(errno));
+    if (setuid(pw->pw_uid) != 0)
+        return SN_ERR(errno, "--user %s: setuid: %s", user, strerror(errno));
+    if (pw->pw_uid != 0 && setuid(0) == 0)
+        return SN_ERR(EPERM, "--user %s: could regain root after dropping it", user);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    return 0;
+}
+
+static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    sn_pipeline_metrics(p, f);
+    fclose(f);
+    sn_metrics_publish(m, buf, len);
+    free(buf);
+}
+
+/* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
+ * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
+ * negative code on a read error. */
+static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_metrics *m)
 {
     struct sn_capture_pkt pkt;
     uint64_t n = 0;
     int dlt = sn_capture_dlt(c);
+    bool live = sn_capture_is_live(c);
+    int64_t next_tick = mono_ms() + 1000;
     int rc = 0;
     sn_pipeline_input_begin(p, sn_capture_path(c), dlt);
-    while (!stop_requested && (rc = sn_capture_next(c, &pkt)) == 1) {
-        sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
-        n++;
+    while (!stop_requested) {
+        rc = sn_capture_next(c, &pkt);
+        if (rc == 1) {
+            sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+            n++;
+        } else if (rc < 0 || !live) {
+            break;
+        }
+        if (!live)
+            continue;
+        /* Live: once a second, advance time by the wall clock and publish counters. */
+        int64_t now = mono_ms();
+        if (now >= next_tick || stats_requested || reload_requested) {
+            next_tick = now + 1000;
+            uint64_t recv, drop, ifdrop;
+            if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0)
+                sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+            sn_pipeline_tick(p, wall_us());
+            if (m)
+                publish_metrics(m, p);
+            if (stats_requested) {
+                stats_requested = 0;
+                sn_pipeline_print_stats(p, stderr);
+            }
+            if (reload_requested) {
+                reload_requested = 0;
+                sn_pipeline_reload(p);
+            }
+        }
     }
-    if (stop_requested)
+    if (live) {
+        uint64_t recv, drop, ifdrop;
+        if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0)
+            sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+    }
+    if (stop_requested || rc == 1)
         rc = 0;
     sn_pipeline_input_end(p, n, rc == -SN_ETRUNC);
     if (rc == -SN_ETRUNC) {
@@ -71,10 +164,12 @@ int main(int argc, char **argv)
 {
     struct sn_config cfg;
     struct sn_capture *caps[SN_CONFIG_MAX_INPUTS] = {0};
+    unsigned n_caps = 0;
     struct sn_sink sink = {&sn_sink_file_ops, NULL};
     struct sn_pipeline *p = NULL;
+    struct sn_metrics *metrics = NULL;
     int status = 0;
-    bool sink_open = false;
+    bool sink_open = false, pid_written = false;
 
     sn_config_init(&cfg);
     int rc = sn_config_parse_args(&cfg, argc, argv);
@@ -89,20 +184,37 @@ int main(int argc, char **argv)
     }
     sn_log_set_level((enum sn_log_level)cfg.log_level);
 
-    if (cfg.iface) {
-        die_msg("--interface: live capture is not built yet; use -r FILE");
-        status = EXIT_USAGE;
-        goto out;
-    }
-
     /* Open every input first, so a missing or unreadable file fails before any output. */
-    for (unsigned i = 0; i < cfg.n_inputs; i++) {
-        caps[i] = sn_capture_open_file(cfg.inputs[i], cfg.filter);
-        if (!caps[i]) {
+    if (cfg.iface) {
+        bool perm;
+        caps[n_caps] = sn_capture_open_live(cfg.iface, cfg.filter, cfg.snaplen, cfg.buffer_mb,
+                                            !cfg.no_promisc, &perm);
+        if (!caps[n_caps]) {
             die_msg(sn_err_last());
             status = strstr(sn_err_last(), "--filter") ? EXIT_USAGE : EXIT_RUNTIME;
             goto out;
         }
+        n_caps++;
+    }
+    for (unsigned i = 0; i < cfg.n_inputs; i++) {
+        caps[n_caps] = sn_capture_open_file(cfg.inputs[i], cfg.filter);
+        if (!caps[n_caps]) {
+            die_msg(sn_err_last());
+            status = strstr(sn_err_last(), "--filter") ? EXIT_USAGE : EXIT_RUNTIME;
+            goto out;
+        }
+        n_caps++;
+    }
+    if (cfg.pid_file) {
+        FILE *pf = fopen(cfg.pid_file, "w");
+        if (!pf) {
+            fprintf(stderr, "spanprint: --pid-file: %s: %s\n", cfg.pid_file, strerror(errno));
+            status = EXIT_USAGE;
+            goto out;
+        }
+        fprintf(pf, "%ld\n", (long)getpid());
+        fclose(pf);
+        pid_written = true;
     }
 
     rc = sink.ops->open(&sink, &cfg);
@@ -113,6 +225,13 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* Outputs and the pid file are open; from here on nothing needs root. */
+    if (cfg.user && drop_privileges(cfg.user) != 0) {
+        die_msg(sn_err_last());
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+
     bool is_config;
     p = sn_pipeline_new(&cfg, &sink, &is_config);
     if (!p) {
@@ -120,11 +239,16 @@ int main(int argc, char **argv)
         status = is_config ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
     }
+    if (cfg.metrics && !(metrics = sn_metrics_start(cfg.metrics))) {
+        die_msg(sn_err_last());
+        status = EXIT_USAGE;
+        goto out;
+    }
 
     install_signals();
     unsigned truncated = 0;
-    for (unsigned i = 0; i < cfg.n_inputs && !stop_requested; i++) {
-        rc = replay(p, caps[i]);
+    for (unsigned i = 0; i < n_caps && !stop_requested; i++) {
+        rc = run_capture(p, caps[i], metrics);
         if (rc == 1)
             truncated++;
         else if (rc < 0)
@@ -148,11 +272,14 @@ int main(int argc, char **argv)
     }
 
 out:
+    sn_metrics_stop(metrics);
     sn_pipeline_free(p);
     if (sink_open)
         sink.ops->close(&sink);
     for (unsigned i = 0; i < SN_CONFIG_MAX_INPUTS; i++)
         sn_capture_close(caps[i]);
+    if (pid_written)
+        unlink(cfg.pid_file);
     sn_config_fini(&cfg);
     return status;
 }
