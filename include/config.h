@@ -35,6 +35,9 @@ struct sn_config {
     unsigned snaplen;
     unsigned buffer_mb;
     bool no_promisc;
+    char *pid_file;
+    char *user;    /* drop privileges to this user after opening the capture */
+    char *metrics; /* Prometheus listen address, NULL: off */
 
     /* output */
     char *output; /* -o FILE; NULL means stdout */
@@ -55,7 +58,9 @@ struct sn_config {
     /* classification and enrichment */
     unsigned ndpi_max_pkts;
     bool no_ndpi;
+    char *ndpi_protos; /* nDPI custom protocols file; default <rules dir>/ndpi-protos.txt */
     char *geo_city, *geo_asn, *rules;
+    bool geo_lookup_all; /* also look up private/documentation addresses (tests) */
 
     /* fingerprints */
     unsigned window;       /* seconds */
@@ -94,6 +99,10 @@ int sn_config_parse_args(struct sn_config *cfg, int argc, char **argv)
  * from the command line. Returns 0 or -SN_ECONFIG ("file:line: key: reason"). */
 int sn_config_load_file(struct sn_config *cfg, const char *path)
     __attribute__((warn_unused_result));
+
+/* The rules directory shipped with spanprint: <dir of the binary>/../rules when run from a
+ * checkout (build/spanprint), else SN_DATADIR/rules. Writes into buf; NULL if none exists. */
+const char *sn_config_default_rules(char *buf, size_t len);
 
 void sn_config_usage(FILE *out);
 void sn_config_dump(const struct sn_config *cfg, FILE *out);

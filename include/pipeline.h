@@ -35,6 +35,20 @@ void sn_pipeline_finish(struct sn_pipeline *p);
 /* Human-readable counters ("name value" lines) for --stats. */
 void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out);
 
+/* Advances time without a packet (live capture when traffic is idle): flows and windows
+ * time out by now_us, a wall-clock time in the packets' time base. */
+void sn_pipeline_tick(struct sn_pipeline *p, int64_t now_us);
+
+/* Reloads rules and geo databases (SIGHUP); on error keeps the old ones and logs why. */
+void sn_pipeline_reload(struct sn_pipeline *p);
+
+/* Live capture counters to report (kernel/interface drops). */
+void sn_pipeline_capture_stats(struct sn_pipeline *p, uint64_t recv, uint64_t drop,
+                               uint64_t ifdrop);
+
+/* Writes Prometheus text exposition of every counter. */
+void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out);
+
 /* Number of records the sink refused (write errors); non-zero makes the exit status 1. */
 uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p);
 

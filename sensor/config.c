@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 
@@ -37,6 +39,10 @@ static const struct key keys[] = {
     {"snaplen", 0, K_UINT, F(snaplen), "262144", 64, 262144, "N", "live capture snapshot length"},
     {"buffer-mb", 0, K_UINT, F(buffer_mb), "64", 1, 4096, "N", "live capture kernel buffer (MiB)"},
     {"no-promisc", 0, K_BOOL, F(no_promisc), "false", 0, 1, NULL, "do not put the interface in promiscuous mode"},
+    {"pid-file", 0, K_STR, F(pid_file), NULL, 0, 0, "FILE", "write the process id to FILE"},
+    {"user", 0, K_STR, F(user), NULL, 0, 0, "USER", "after opening the capture, run as USER"},
+    {"metrics", 0, K_STR, F(metrics), NULL, 0, 0, "[ADDR:]PORT",
+     "serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)"},
     {"stats", 0, K_BOOL, F(stats), "false", 0, 1, NULL, "print counters to stderr at exit"},
     {"sensor-id", 0, K_STR, F(sensor_id), NULL, 0, 0, "ID", "sensor id in every record (default: host name)"},
     {"log-level", 0, K_UINT, F(log_level), "1", 0, 3, "N", "0 error, 1 warn, 2 info, 3 debug"},
@@ -50,8 +56,12 @@ static const struct key keys[] = {
     {"tls-first-records", 0, K_UINT, F(tls_first_records), "8", 0, 64, "N", "sizes of the first N TLS records kept"},
     {"ndpi-max-pkts", 0, K_UINT, F(ndpi_max_pkts), "24", 1, 1000, "N", "packets per flow fed to nDPI at most"},
     {"no-ndpi", 0, K_BOOL, F(no_ndpi), "false", 0, 1, NULL, "turn nDPI classification off"},
+    {"ndpi-protos", 0, K_STR, F(ndpi_protos), NULL, 0, 0, "FILE",
+     "nDPI custom protocols file (default: ndpi-protos.txt in the rules directory)"},
     {"geo-city", 0, K_STR, F(geo_city), NULL, 0, 0, "FILE", "MaxMind/DB-IP City or Country database"},
     {"geo-asn", 0, K_STR, F(geo_asn), NULL, 0, 0, "FILE", "MaxMind/DB-IP ASN database"},
+    {"geo-lookup-all", 0, K_BOOL, F(geo_lookup_all), "false", 0, 1, NULL,
+     "look up private and documentation addresses too (test databases)"},
     {"rules", 0, K_STR, F(rules), NULL, 0, 0, "PATH", "service rules file or directory (default: shipped rules/)"},
     {"window", 0, K_UINT, F(window), "60", 1, 86400, "SECONDS", "fingerprint window length"},
     {"window-grace", 0, K_UINT, F(window_grace), "5", 0, 3600, "SECONDS", "wait this long past a window's end"},
@@ -274,6 +284,32 @@ int sn_config_load_file(struct sn_config *cfg, const char *path)
     return rc;
 }
 
+#ifndef SN_DATADIR
+#define SN_DATADIR "/usr/local/share/spanprint"
+#endif
+
+const char *sn_config_default_rules(char *buf, size_t len)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/../rules", exe);
+            struct stat st;
+            if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+                return buf;
+        }
+    }
+    snprintf(buf, len, "%s/rules", SN_DATADIR);
+    struct stat st;
+    if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+        return buf;
+    return NULL;
+}
+
 void sn_config_usage(FILE *out)
 {
     fprintf(out,
@@ -429,5 +465,7 @@ int sn_config_parse_args(struct sn_config *cfg, int argc, char **argv)
         return SN_ERR(SN_ECONFIG, "no input: give -r FILE or -i IFACE (see --help)");
     if (cfg->n_inputs && cfg->iface)
         return SN_ERR(SN_ECONFIG, "-r and -i cannot be combined");
+    if (cfg->user && !cfg->iface)
+        return SN_ERR(SN_ECONFIG, "--user applies to live capture (-i) only");
     return 0;
 }

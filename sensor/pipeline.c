@@ -8,8 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "config.h"
 #include "decode.h"
+#include "geo.h"
+#include "rules.h"
+#include "tls.h"
+#include "tls_hs.h"
 #include "err.h"
 #include "flow.h"
 #include "json.h"
@@ -38,6 +43,18 @@ struct sn_pipeline {
     int64_t now_us;
     struct input_stat inputs[MAX_INPUT_STATS];
     unsigned n_inputs;
+    bool live;
+    uint64_t cap_recv, cap_drop, cap_ifdrop;
+    uint64_t bytes; /* wire bytes of every packet read */
+
+    /* later stages */
+    struct sn_tls_cfg tls_cfg;
+    struct sn_tls_stats tls_st;
+    struct sn_classify *cls;
+    struct sn_geo *geo;
+    struct sn_rules *rules;
+    char rules_path[4096];
+    uint64_t reloads, reload_errors;
 };
 
 /* ---- record output ---- */
@@ -82,21 +99,36 @@ static void tcp_flags_str(uint8_t fl, char out[9])
     out[n] = '\0';
 }
 
-static const char *tunnel_name(uint8_t t)
-{
-    static const char *const names[] = {"none", "gre", "erspan2", "erspan3", "vxlan", "geneve"};
-    return t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
-}
-
-static void json_endpoint(struct sn_json *j, const char *name, const struct sn_addr *a,
+static void json_endpoint(struct sn_pipeline *p, const char *name, const struct sn_addr *a,
                           uint16_t port, bool has_ports)
 {
+    struct sn_json *j = &p->js;
     char buf[SN_ADDR_STRLEN];
     sn_json_obj_begin(j, name);
     sn_json_str(j, "ip", sn_addr_str(a, buf, sizeof(buf)));
     if (has_ports)
         sn_json_u64(j, "port", port);
+    struct sn_geo_info gi;
+    sn_geo_lookup(p->geo, a, &gi);
+    sn_geo_json(&gi, j);
     sn_json_obj_end(j);
+}
+
+/* The service rule for a flow, from what is known about it now. Borrowed from p->rules. */
+static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_flow *f)
+{
+    if (!p->rules)
+        return NULL;
+    const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
+    struct sn_rule_query q = {
+        .sni = m ? sn_tls_meta_sni(m) : NULL,
+        .server = &f->server,
+        .server_port = f->server_port,
+        .ja4 = m ? sn_tls_meta_ja4(m) : NULL,
+        .ja3 = m ? sn_tls_meta_ja3(m) : NULL,
+        .app = f->cls ? sn_classify_app_name(p->cls, f->cls) : NULL,
+    };
+    return sn_rules_match(p->rules, &q);
 }
 
 static void json_dir(struct sn_json *j, const char *name, const struct sn_flow_dir *d, bool tcp)
@@ -138,8 +170,8 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
         sn_json_u64(j, "part", f->records + 1);
     }
     bool ports = proto_has_ports(f->proto) && (f->client_port || f->server_port);
-    json_endpoint(j, "client", &f->client, f->client_port, ports);
-    json_endpoint(j, "server", &f->server, f->server_port, ports);
+    json_endpoint(p, "client", &f->client, f->client_port, ports);
+    json_endpoint(p, "server", &f->server, f->server_port, ports);
     json_dir(j, "c2s", &f->d[0], f->proto == 6);
     json_dir(j, "s2c", &f->d[1], f->proto == 6);
     sn_json_str(j, "end_reason", sn_flow_end_name(why));
@@ -150,22 +182,53 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
     if (f->tunnel) {
         char buf[SN_ADDR_STRLEN];
         sn_json_obj_begin(j, "tunnel");
-        sn_json_str(j, "type", tunnel_name(f->tunnel));
+        sn_json_str(j, "type", sn_decode_tunnel_name((enum sn_tunnel)f->tunnel));
         if (f->tunnel_id)
             sn_json_u64(j, "id", f->tunnel_id);
         sn_json_str(j, "outer_src", sn_addr_str(&f->outer_src, buf, sizeof(buf)));
         sn_json_str(j, "outer_dst", sn_addr_str(&f->outer_dst, buf, sizeof(buf)));
         sn_json_obj_end(j);
     }
+    if (f->cls)
+        sn_classify_json(p->cls, f->cls, j);
+    if (f->tls)
+        sn_tls_json(f->tls, j);
+    const struct sn_rule *rule = flow_rule(p, f);
+    if (rule)
+        sn_rule_json(rule, j);
     char key[SN_ADDR_STRLEN];
     sn_addr_str(&f->client, key, sizeof(key));
     end_record(p, SN_REC_FLOW, key, strlen(key));
 }
 
+/* Frees what later stages hold for a flow that has ended. */
+static void release_flow(struct sn_pipeline *p, struct sn_flow *f)
+{
+    sn_classify_flow_free(p->cls, f->cls);
+    f->cls = NULL;
+    sn_tls_free(f->tls);
+    f->tls = NULL;
+}
+
 static void on_flow_end(void *ctx, struct sn_flow *f, enum sn_flow_end why)
 {
     struct sn_pipeline *p = ctx;
+    if (f->cls && why != SN_FLOW_END_ACTIVE && !f->cls_done) {
+        sn_classify_finish(p->cls, f->cls);
+        f->cls_done = true;
+    }
     emit_flow(p, f, why);
+    if (why != SN_FLOW_END_ACTIVE)
+        release_flow(p, f);
+}
+
+static int load_rules(struct sn_pipeline *p, struct sn_rules **out)
+{
+    *out = NULL;
+    if (!p->rules_path[0])
+        return 0;
+    *out = sn_rules_load(p->rules_path);
+    return *out ? 0 : -SN_ECONFIG;
 }
 
 /* ---- lifecycle ---- */
@@ -198,6 +261,46 @@ struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink 
     p->flows = sn_flow_table_new(&fc);
     if (!p->flows)
         goto fail;
+
+    p->tls_cfg.reasm_cap = cfg->tls_reasm_cap;
+    p->tls_cfg.first_records = cfg->tls_first_records;
+
+    /* Rules: --rules, else the shipped rules/ directory (none found: no service labels). */
+    char dflt[4096];
+    const char *rules_dir = sn_config_default_rules(dflt, sizeof(dflt));
+    if (cfg->rules)
+        snprintf(p->rules_path, sizeof(p->rules_path), "%s", cfg->rules);
+    else if (rules_dir)
+        snprintf(p->rules_path, sizeof(p->rules_path), "%s", rules_dir);
+    if (load_rules(p, &p->rules)) {
+        *is_config = true;
+        goto fail;
+    }
+
+    if (!cfg->no_ndpi) {
+        char protos[4200];
+        const char *pf = cfg->ndpi_protos;
+        if (!pf && rules_dir) {
+            snprintf(protos, sizeof(protos), "%s/ndpi-protos.txt", rules_dir);
+            if (access(protos, R_OK) == 0)
+                pf = protos;
+        }
+        struct sn_classify_cfg cc = {.max_pkts = cfg->ndpi_max_pkts, .protos_file = pf};
+        p->cls = sn_classify_new(&cc);
+        if (!p->cls) {
+            *is_config = cfg->ndpi_protos != NULL;
+            goto fail;
+        }
+    }
+
+    if (cfg->geo_city || cfg->geo_asn) {
+        p->geo = sn_geo_open(cfg->geo_city, cfg->geo_asn);
+        if (!p->geo) {
+            *is_config = true;
+            goto fail;
+        }
+        sn_geo_set_lookup_all(p->geo, cfg->geo_lookup_all);
+    }
     return p;
 fail:
     sn_pipeline_free(p);
@@ -209,6 +312,9 @@ void sn_pipeline_free(struct sn_pipeline *p)
     if (!p)
         return;
     sn_flow_table_free(p->flows);
+    sn_classify_free(p->cls);
+    sn_geo_free(p->geo);
+    sn_rules_free(p->rules);
     sn_json_fini(&p->js);
     free(p);
 }
@@ -221,11 +327,69 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
         p->now_us = ts_us;
     if (sn_decode_packet(&p->dec, dlt, data, caplen, wirelen, ts_us, &pkt) != SN_DEC_OK)
         return;
+    p->bytes += wirelen;
     int dir;
     bool is_new;
     struct sn_flow *f = sn_flow_packet(p->flows, &pkt, &dir, &is_new);
     if (!f)
         return;
+    if (is_new) {
+        if (p->cls)
+            f->cls = sn_classify_flow_new(p->cls);
+        if (pkt.proto == 6)
+            f->tls = sn_tls_new(&p->tls_cfg, &p->tls_st);
+    }
+    if (f->cls && !f->cls_done &&
+        !sn_classify_packet(p->cls, f->cls, pkt.l3, pkt.l3_caplen, pkt.ts_us, dir))
+        f->cls_done = true;
+    if (f->tls && (pkt.payload_len || (pkt.tcp_flags & SN_TCP_SYN))) {
+        if (sn_tls_wants_payload(f->tls))
+            sn_tls_segment(f->tls, dir, pkt.seq, (pkt.tcp_flags & SN_TCP_SYN) != 0, pkt.payload,
+                           pkt.payload_caplen, pkt.payload_len, pkt.ts_us);
+        if (!sn_tls_is_tls(f->tls) && !sn_tls_wants_payload(f->tls)) {
+            sn_tls_free(f->tls); /* not TLS: nothing to keep */
+            f->tls = NULL;
+        }
+    }
+}
+
+void sn_pipeline_reload(struct sn_pipeline *p)
+{
+    struct sn_rules *nr;
+    if (load_rules(p, &nr) == 0) {
+        if (nr) {
+            sn_rules_free(p->rules);
+            p->rules = nr;
+        }
+        p->reloads++;
+        sn_log(SN_LOG_INFO, "rules reloaded from %s (%zu rules)", p->rules_path,
+               sn_rules_count(p->rules));
+    } else {
+        p->reload_errors++;
+        sn_log(SN_LOG_ERROR, "reload: %s; keeping the previous rules", sn_err_last());
+    }
+    if (p->geo && sn_geo_reload(p->geo) != 0) {
+        p->reload_errors++;
+        sn_log(SN_LOG_ERROR, "reload: %s; keeping the previous databases", sn_err_last());
+    }
+}
+
+void sn_pipeline_tick(struct sn_pipeline *p, int64_t now_us)
+{
+    if (now_us > p->now_us)
+        p->now_us = now_us;
+    sn_flow_expire(p->flows, p->now_us, 0);
+    if (p->geo && sn_geo_reload_if_changed(p->geo) < 0)
+        sn_log_ratelimited(SN_LOG_ERROR, "%s; keeping the previous databases", sn_err_last());
+}
+
+void sn_pipeline_capture_stats(struct sn_pipeline *p, uint64_t recv, uint64_t drop,
+                               uint64_t ifdrop)
+{
+    p->live = true;
+    p->cap_recv = recv;
+    p->cap_drop = drop;
+    p->cap_ifdrop = ifdrop;
 }
 
 void sn_pipeline_input_begin(struct sn_pipeline *p, const char *path, int dlt)
@@ -271,12 +435,51 @@ static void emit_stats(struct sn_pipeline *p)
         sn_json_obj_end(j);
     }
     sn_json_arr_end(j);
+    if (p->live) {
+        sn_json_obj_begin(j, "capture");
+        sn_json_u64(j, "received", p->cap_recv);
+        sn_json_u64(j, "kernel_drops", p->cap_drop);
+        sn_json_u64(j, "interface_drops", p->cap_ifdrop);
+        sn_json_obj_end(j);
+    }
     sn_json_obj_begin(j, "decode");
     sn_decode_stats_json(&p->dec.st, j);
     sn_json_obj_end(j);
     sn_json_obj_begin(j, "flows");
     flow_stats_json(sn_flow_stats(p->flows), sn_flow_active(p->flows), j);
     sn_json_obj_end(j);
+    sn_json_obj_begin(j, "tls");
+    sn_json_u64(j, "flows_tls", p->tls_st.flows_tls);
+    sn_json_u64(j, "flows_not_tls", p->tls_st.flows_not_tls);
+    sn_json_u64(j, "client_hellos", p->tls_st.client_hellos);
+    sn_json_u64(j, "server_hellos", p->tls_st.server_hellos);
+    sn_json_u64(j, "certificates", p->tls_st.certificates);
+    sn_json_u64(j, "malformed", p->tls_st.malformed);
+    sn_json_u64(j, "reasm_overflow", p->tls_st.reasm_overflow);
+    sn_json_u64(j, "reasm_gaps", p->tls_st.reasm_gaps);
+    sn_json_u64(j, "desync", p->tls_st.desync);
+    sn_json_obj_end(j);
+    if (p->cls) {
+        struct sn_classify_stats cs = sn_classify_stats(p->cls);
+        sn_json_obj_begin(j, "classify");
+        sn_json_u64(j, "flows", cs.flows);
+        sn_json_u64(j, "classified", cs.classified);
+        sn_json_u64(j, "guessed", cs.guessed);
+        sn_json_u64(j, "unknown", cs.unknown);
+        sn_json_u64(j, "pkts_fed", cs.pkts_fed);
+        sn_json_u64(j, "bad_pkts", cs.bad_pkts);
+        sn_json_obj_end(j);
+    }
+    if (p->geo) {
+        struct sn_geo_stats gs;
+        sn_geo_get_stats(p->geo, &gs);
+        sn_json_obj_begin(j, "geo");
+        sn_json_u64(j, "lookups", gs.lookups);
+        sn_json_u64(j, "cache_hits", gs.cache_hits);
+        sn_json_u64(j, "not_found", gs.not_found);
+        sn_json_u64(j, "errors", gs.errors);
+        sn_json_obj_end(j);
+    }
     sn_json_obj_begin(j, "records");
     sn_json_u64(j, "flow", p->records[SN_REC_FLOW]);
     sn_json_u64(j, "fingerprint", p->records[SN_REC_FINGERPRINT]);
@@ -308,6 +511,47 @@ void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out)
     for (unsigned i = 0; i < p->n_inputs; i++)
         fprintf(out, "input %s packets %" PRIu64 "%s\n", p->inputs[i].path, p->inputs[i].packets,
                 p->inputs[i].truncated ? " truncated" : "");
+}
+
+static void metric(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+    fprintf(out, "# HELP spanprint_%s %s\n# TYPE spanprint_%s %s\nspanprint_%s %" PRIu64 "\n",
+            name, help, name, type, name, v);
+}
+
+void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out)
+{
+    const struct sn_decode_stats *d = &p->dec.st;
+    const struct sn_flow_stats *fs = sn_flow_stats(p->flows);
+    metric(out, "packets_total", "counter", "Packets read from the capture.", d->packets);
+    metric(out, "bytes_total", "counter", "Bytes (on the wire) read from the capture.", p->bytes);
+    metric(out, "reloads_total", "counter", "Successful SIGHUP reloads.", p->reloads);
+    metric(out, "reload_errors_total", "counter", "Failed reloads (old rules/databases kept).",
+           p->reload_errors);
+    if (p->geo) {
+        struct sn_geo_stats gs;
+        sn_geo_get_stats(p->geo, &gs);
+        metric(out, "geo_lookups_total", "counter", "Geo/ASN lookups.", gs.lookups);
+        metric(out, "geo_cache_hits_total", "counter", "Geo/ASN lookups served by the cache.",
+               gs.cache_hits);
+    }
+    fprintf(out, "# HELP spanprint_drops_total Packets lost or not decoded, by cause.\n"
+                 "# TYPE spanprint_drops_total counter\n");
+    fprintf(out, "spanprint_drops_total{cause=\"kernel\"} %" PRIu64 "\n", p->cap_drop);
+    fprintf(out, "spanprint_drops_total{cause=\"interface\"} %" PRIu64 "\n", p->cap_ifdrop);
+    for (int r = 1; r < SN_DEC_REASON_MAX; r++)
+        fprintf(out, "spanprint_drops_total{cause=\"decode_%s\"} %" PRIu64 "\n",
+                sn_decode_reason_name((enum sn_decode_reason)r), d->reason[r]);
+    fprintf(out, "spanprint_drops_total{cause=\"sink\"} %" PRIu64 "\n", p->sink_errors);
+    metric(out, "flows_active", "gauge", "Flows in the flow table.", sn_flow_active(p->flows));
+    metric(out, "flows_created_total", "counter", "Flows created.", fs->created);
+    metric(out, "flows_evicted_total", "counter", "Flows evicted because the table was full.",
+           fs->evicted);
+    fprintf(out, "# HELP spanprint_records_total Records written, by type.\n"
+                 "# TYPE spanprint_records_total counter\n");
+    for (int t = 0; t < SN_REC_TYPE_MAX; t++)
+        fprintf(out, "spanprint_records_total{type=\"%s\"} %" PRIu64 "\n",
+                sn_rec_type_name((enum sn_rec_type)t), p->records[t]);
 }
 
 uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p)

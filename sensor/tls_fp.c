@@ -1,0 +1,377 @@
+/* tls_fp: JA3, JA3S and JA4 from parsed hello fields. See include/tls_fp.h.
+ *
+ * Every fingerprint is produced by one routine that emits its source string piece by piece
+ * into an "out" that is either a digest context or a bounded buffer, so the hashed string and
+ * the debug string are the same bytes by construction and no list length needs a buffer.
+ */
+#define SN_LOG_MOD "tls_fp"
+
+#include "tls_fp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "err.h"
+
+bool sn_tls_fp_is_grease(uint16_t v)
+{
+    /* RFC 8701 2: both bytes equal, each of the form 0x?A. */
+    return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+const char *sn_tls_fp_ja4_version(uint16_t v)
+{
+    switch (v) {
+    case 0x0304: return "13";
+    case 0x0303: return "12";
+    case 0x0302: return "11";
+    case 0x0301: return "10";
+    case 0x0300: return "s3";
+    case 0x0002: return "s2";
+    case 0xfeff: return "d1";
+    case 0xfefd: return "d2";
+    case 0xfefc: return "d3";
+    default: return "00";
+    }
+}
+
+/* A sink for fingerprint source strings: a digest, a bounded buffer, or both. */
+struct fp_out {
+    EVP_MD_CTX *md;
+    char *buf;
+    size_t cap, len; /* len counts every byte emitted, even past cap */
+    bool md_err;
+};
+
+static void out_put(struct fp_out *o, const char *s, size_t n)
+{
+    if (o->md && !o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
+        o->md_err = true;
+    if (o->buf && o->cap > 0 && o->len < o->cap - 1) {
+        size_t room = o->cap - 1 - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void out_str(struct fp_out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+static void out_dec(struct fp_out *o, unsigned v)
+{
+    char tmp[16];
+    int n = snprintf(tmp, sizeof(tmp), "%u", v);
+    if (n > 0)
+        out_put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void out_hex4(struct fp_out *o, uint16_t v)
+{
+    static const char hx[] = "0123456789abcdef";
+    char tmp[4] = {hx[v >> 12], hx[(v >> 8) & 15], hx[(v >> 4) & 15], hx[v & 15]};
+    out_put(o, tmp, 4);
+}
+
+static void out_finish_buf(struct fp_out *o)
+{
+    if (o->buf && o->cap > 0)
+        o->buf[o->len < o->cap ? o->len : o->cap - 1] = '\0';
+}
+
+/* Decimal list joined by '-', GREASE skipped (JA3). */
+static void out_dec_list(struct fp_out *o, const uint16_t *v, size_t n)
+{
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (sn_tls_fp_is_grease(v[i]))
+            continue;
+        if (!first)
+            out_put(o, "-", 1);
+        out_dec(o, v[i]);
+        first = false;
+    }
+}
+
+/* 4-digit lowercase hex list joined by ',' (JA4). Input has GREASE removed already. */
+static void out_hex_list(struct fp_out *o, const uint16_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out_put(o, ",", 1);
+        out_hex4(o, v[i]);
+    }
+}
+
+static void hex_lower(const unsigned char *p, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Starts a digest sink. */
+static int md_begin(struct fp_out *o, const EVP_MD *type)
+{
+    memset(o, 0, sizeof(*o));
+    o->md = EVP_MD_CTX_new();
+    if (!o->md)
+        return SN_ERR(ENOMEM, "EVP_MD_CTX_new");
+    if (EVP_DigestInit_ex(o->md, type, NULL) != 1) {
+        EVP_MD_CTX_free(o->md);
+        o->md = NULL;
+        return SN_ERR(ENOMEM, "EVP_DigestInit_ex");
+    }
+    return 0;
+}
+
+/* Finishes a digest sink into `nhex` lowercase hex digits (+ NUL) and frees it. */
+static int md_end(struct fp_out *o, char *out, size_t nhex)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    int rc = 0;
+
+    if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
+        rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
+    EVP_MD_CTX_free(o->md);
+    o->md = NULL;
+    if (rc)
+        return rc;
+    hex_lower(md, mdlen, hex);
+    if (nhex > 2 * (size_t)mdlen)
+        nhex = 2 * (size_t)mdlen;
+    memcpy(out, hex, nhex);
+    out[nhex] = '\0';
+    return 0;
+}
+
+/* JA3 = SSLVersion,Cipher,SSLExtension,EllipticCurve,EllipticCurvePointFormat (decimal). */
+static void ja3_emit(struct fp_out *o, const struct sn_tls_fp_hello *h)
+{
+    out_dec(o, h->legacy_version);
+    out_put(o, ",", 1);
+    out_dec_list(o, h->ciphers, h->n_ciphers);
+    out_put(o, ",", 1);
+    out_dec_list(o, h->exts, h->n_exts);
+    out_put(o, ",", 1);
+    out_dec_list(o, h->groups, h->n_groups);
+    out_put(o, ",", 1);
+    for (size_t i = 0; i < h->n_point_formats; i++) {
+        if (i)
+            out_put(o, "-", 1);
+        out_dec(o, h->point_formats[i]);
+    }
+}
+
+int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
+{
+    struct fp_out o;
+    int rc = md_begin(&o, EVP_md5());
+    if (rc)
+        return rc;
+    ja3_emit(&o, h);
+    return md_end(&o, out, 32);
+}
+
+size_t sn_tls_fp_ja3_string(const struct sn_tls_fp_hello *h, char *buf, size_t cap)
+{
+    struct fp_out o = {.buf = buf, .cap = cap};
+    ja3_emit(&o, h);
+    out_finish_buf(&o);
+    return o.len;
+}
+
+int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size_t n_exts,
+                   char out[SN_TLS_FP_MD5_HEX])
+{
+    struct fp_out o;
+    int rc = md_begin(&o, EVP_md5());
+    if (rc)
+        return rc;
+    out_dec(&o, version);
+    out_put(&o, ",", 1);
+    out_dec(&o, cipher);
+    out_put(&o, ",", 1);
+    out_dec_list(&o, exts, n_exts);
+    return md_end(&o, out, 32);
+}
+
+/* ---- JA4 ---------------------------------------------------------------------------- */
+
+static int cmp_u16(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool ascii_alnum(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* The parts of JA4 that need sorting, with GREASE (and for extensions SNI/ALPN) removed. */
+struct ja4_lists {
+    uint16_t *ciphers, *exts, *sigalgs;
+    size_t n_ciphers, n_exts, n_sigalgs;
+    unsigned cipher_count, ext_count; /* for JA4_a: GREASE excluded, SNI/ALPN included */
+    uint16_t *heap;
+    uint16_t stack[384];
+};
+
+static size_t copy_no_grease(uint16_t *dst, const uint16_t *src, size_t n, bool drop_sni_alpn)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sn_tls_fp_is_grease(src[i]))
+            continue;
+        if (drop_sni_alpn && (src[i] == 0x0000 || src[i] == 0x0010))
+            continue;
+        dst[k++] = src[i];
+    }
+    return k;
+}
+
+static size_t count_no_grease(const uint16_t *v, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += !sn_tls_fp_is_grease(v[i]);
+    return k;
+}
+
+static int ja4_lists_make(struct ja4_lists *l, const struct sn_tls_fp_hello *h)
+{
+    size_t need = h->n_ciphers + h->n_exts + h->n_sigalgs;
+    uint16_t *mem = l->stack;
+
+    l->heap = NULL;
+    if (need > sizeof(l->stack) / sizeof(l->stack[0])) {
+        l->heap = malloc(need * sizeof(uint16_t));
+        if (!l->heap)
+            return SN_ERR(ENOMEM, "ja4 lists (%zu values)", need);
+        mem = l->heap;
+    }
+    l->ciphers = mem;
+    l->n_ciphers = copy_no_grease(l->ciphers, h->ciphers, h->n_ciphers, false);
+    l->exts = l->ciphers + l->n_ciphers;
+    l->n_exts = copy_no_grease(l->exts, h->exts, h->n_exts, true);
+    l->sigalgs = l->exts + l->n_exts;
+    l->n_sigalgs = copy_no_grease(l->sigalgs, h->sigalgs, h->n_sigalgs, false);
+    qsort(l->ciphers, l->n_ciphers, sizeof(uint16_t), cmp_u16);
+    qsort(l->exts, l->n_exts, sizeof(uint16_t), cmp_u16);
+
+    l->cipher_count = (unsigned)(l->n_ciphers > 99 ? 99 : l->n_ciphers);
+    size_t ne = count_no_grease(h->exts, h->n_exts);
+    l->ext_count = (unsigned)(ne > 99 ? 99 : ne);
+    return 0;
+}
+
+/* JA4_a: transport, version, d/i, cipher count, extension count, ALPN chars (10 chars). */
+static void ja4_a(const struct sn_tls_fp_hello *h, const struct ja4_lists *l, char out[11])
+{
+    uint16_t ver = h->legacy_version;
+    bool have = false;
+    static const char hx[] = "0123456789abcdef";
+    char alpn[3] = "00";
+
+    /* JA4.md: highest supported_versions value, GREASE ignored; else the hello's version. */
+    if (h->has_versions_ext) {
+        uint16_t best = 0;
+        for (size_t i = 0; i < h->n_versions; i++) {
+            if (sn_tls_fp_is_grease(h->versions[i]))
+                continue;
+            if (!have || h->versions[i] > best)
+                best = h->versions[i];
+            have = true;
+        }
+        if (have)
+            ver = best;
+    }
+    if (h->alpn0 && h->alpn0_len > 0) {
+        uint8_t f = h->alpn0[0], b = h->alpn0[h->alpn0_len - 1];
+        if (ascii_alnum(f) && ascii_alnum(b)) {
+            alpn[0] = (char)f;
+            alpn[1] = (char)b;
+        } else {
+            /* JA4.md: first and last characters of the hex of the whole first value. */
+            alpn[0] = hx[f >> 4];
+            alpn[1] = hx[b & 15];
+        }
+    }
+    snprintf(out, 11, "%c%s%c%02u%02u%s", h->transport ? h->transport : 't',
+             sn_tls_fp_ja4_version(ver), h->has_sni ? 'd' : 'i', l->cipher_count % 100,
+             l->ext_count % 100, alpn);
+}
+
+static void ja4_c_emit(struct fp_out *o, const struct ja4_lists *l)
+{
+    out_hex_list(o, l->exts, l->n_exts);
+    if (l->n_sigalgs) {
+        out_put(o, "_", 1);
+        out_hex_list(o, l->sigalgs, l->n_sigalgs);
+    }
+}
+
+int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
+{
+    struct ja4_lists l;
+    struct fp_out o;
+    char a[11], b[13] = "000000000000", c[13] = "000000000000";
+    int rc = ja4_lists_make(&l, h);
+    if (rc)
+        return rc;
+    ja4_a(h, &l, a);
+    /* JA4.md: an empty list gives twelve zeros rather than the hash of "". */
+    if (l.n_ciphers) {
+        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+            goto done;
+        out_hex_list(&o, l.ciphers, l.n_ciphers);
+        if ((rc = md_end(&o, b, 12)) != 0)
+            goto done;
+    }
+    /* JA4.md: "If there are no extensions in the sorted extensions list" (SNI and ALPN are
+     * not in it), twelve zeros, even if signature algorithms were present. FoxIO's Python
+     * agrees (ndpi tls_cipher_lens: ..._000000000000); nDPI hashes "" there instead. */
+    if (l.n_exts) {
+        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+            goto done;
+        ja4_c_emit(&o, &l);
+        if ((rc = md_end(&o, c, 12)) != 0)
+            goto done;
+    }
+    snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c);
+done:
+    free(l.heap);
+    return rc;
+}
+
+size_t sn_tls_fp_ja4_raw(const struct sn_tls_fp_hello *h, char *buf, size_t cap)
+{
+    struct ja4_lists l;
+    struct fp_out o = {.buf = buf, .cap = cap};
+    char a[11];
+    if (ja4_lists_make(&l, h) != 0) {
+        if (buf && cap)
+            buf[0] = '\0';
+        return 0;
+    }
+    ja4_a(h, &l, a);
+    out_str(&o, a);
+    out_put(&o, "_", 1);
+    out_hex_list(&o, l.ciphers, l.n_ciphers);
+    out_put(&o, "_", 1);
+    ja4_c_emit(&o, &l);
+    out_finish_buf(&o);
+    free(l.heap);
+    return o.len;
+}
