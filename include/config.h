@@ -69,6 +69,8 @@ struct sn_config {
     unsigned client_prefix4, client_prefix6;
     unsigned agg_max_entries;
     char *pseudonym_key; /* file holding the HMAC key */
+    bool pseudonym_prefix_preserving;
+    bool no_fingerprints;
     bool no_flows;       /* fingerprints only */
 
     /* kafka */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agg.h"
 #include "classify.h"
 #include "config.h"
 #include "decode.h"
@@ -19,6 +20,7 @@
 #include "flow.h"
 #include "json.h"
 #include "log.h"
+#include "pseudo.h"
 #include "sink.h"
 
 #define MAX_INPUT_STATS 64
@@ -55,6 +57,10 @@ struct sn_pipeline {
     struct sn_rules *rules;
     char rules_path[4096];
     uint64_t reloads, reload_errors;
+    struct sn_agg *agg;
+    struct sn_flow *cur; /* the flow whose TLS segment is being parsed (record callback) */
+    struct sn_pseudo *pseudo; /* client addresses are pseudonymised in every record */
+    uint8_t pseudo_key[SN_PSEUDO_KEY_MAX];
 };
 
 /* ---- record output ---- */
@@ -99,13 +105,33 @@ static void tcp_flags_str(uint8_t fl, char out[9])
     out[n] = '\0';
 }
 
+/* The client's address as records show it: in clear, or its keyed pseudonym ("p:" and 16 hex
+ * digits of HMAC-SHA256, or with --pseudonym-prefix-preserving a prefix-preserving address),
+ * the same form fingerprints use in client.id. */
+static const char *client_text(const struct sn_pipeline *p, const struct sn_addr *a, char *buf,
+                               size_t len)
+{
+    if (!p->pseudo)
+        return sn_addr_str(a, buf, len);
+    if (p->cfg->pseudonym_prefix_preserving) {
+        struct sn_addr out;
+        sn_pseudo_prefix(p->pseudo, a, &out);
+        return sn_addr_str(&out, buf, len);
+    }
+    char hx[SN_PSEUDO_HEXLEN + 1];
+    sn_pseudo_hmac(p->pseudo, a, a->family == 4 ? 32 : 128, hx);
+    snprintf(buf, len, "p:%s", hx);
+    return buf;
+}
+
 static void json_endpoint(struct sn_pipeline *p, const char *name, const struct sn_addr *a,
-                          uint16_t port, bool has_ports)
+                          uint16_t port, bool has_ports, bool is_client)
 {
     struct sn_json *j = &p->js;
     char buf[SN_ADDR_STRLEN];
     sn_json_obj_begin(j, name);
-    sn_json_str(j, "ip", sn_addr_str(a, buf, sizeof(buf)));
+    sn_json_str(j, "ip", is_client ? client_text(p, a, buf, sizeof(buf))
+                                   : sn_addr_str(a, buf, sizeof(buf)));
     if (has_ports)
         sn_json_u64(j, "port", port);
     struct sn_geo_info gi;
@@ -170,8 +196,8 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
         sn_json_u64(j, "part", f->records + 1);
     }
     bool ports = proto_has_ports(f->proto) && (f->client_port || f->server_port);
-    json_endpoint(p, "client", &f->client, f->client_port, ports);
-    json_endpoint(p, "server", &f->server, f->server_port, ports);
+    json_endpoint(p, "client", &f->client, f->client_port, ports, true);
+    json_endpoint(p, "server", &f->server, f->server_port, ports, false);
     json_dir(j, "c2s", &f->d[0], f->proto == 6);
     json_dir(j, "s2c", &f->d[1], f->proto == 6);
     sn_json_str(j, "end_reason", sn_flow_end_name(why));
@@ -197,8 +223,57 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
     if (rule)
         sn_rule_json(rule, j);
     char key[SN_ADDR_STRLEN];
-    sn_addr_str(&f->client, key, sizeof(key));
+    client_text(p, &f->client, key, sizeof(key));
     end_record(p, SN_REC_FLOW, key, strlen(key));
+}
+
+/* Tells the fingerprint stage what is known about the flow: service, SNI, JA4/JA3, ALPN,
+ * geo/ASN of both ends. Strings are borrowed for the call. */
+static void settle_flow(struct sn_pipeline *p, struct sn_flow *f)
+{
+    const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
+    const struct sn_rule *rule = flow_rule(p, f);
+    struct sn_geo_info cg, sg;
+    sn_geo_lookup(p->geo, &f->client, &cg);
+    sn_geo_lookup(p->geo, &f->server, &sg);
+    struct sn_agg_flowinfo fi = {
+        .client = f->client,
+        .server = f->server,
+        .server_port = f->server_port,
+        .service = rule ? sn_rule_service(rule) : NULL,
+        .sni = m ? sn_tls_meta_sni(m) : NULL,
+        .ja4 = m ? sn_tls_meta_ja4(m) : NULL,
+        .ja3 = m ? sn_tls_meta_ja3(m) : NULL,
+        .alpn = m ? sn_tls_meta_alpn(m) : NULL,
+        .server_asn = sg.asn,
+        .server_asn_org = sg.asn_org,
+        .client_country = cg.country,
+        .client_asn = cg.asn,
+        .client_asn_org = cg.asn_org,
+    };
+    sn_agg_flow_settle(p->agg, f->agg, &fi);
+    f->settled = true;
+}
+
+static void on_tls_record(void *ctx, int dir, uint8_t content_type, uint32_t len, int64_t ts_us)
+{
+    struct sn_pipeline *p = ctx;
+    if (p->cur && p->cur->agg)
+        sn_agg_record(p->agg, p->cur->agg, dir, content_type, len, ts_us,
+                      sn_tls_synced(p->cur->tls, dir));
+}
+
+static void on_fingerprint(void *ctx, const char *key, size_t keylen, const char *json, size_t len)
+{
+    struct sn_pipeline *p = ctx;
+    struct sn_record r = {.type = SN_REC_FINGERPRINT, .key = key, .keylen = keylen, .data = json,
+                          .len = len, .seq = p->seq};
+    if (p->sink->ops->emit(p->sink, &r)) {
+        p->sink_errors++;
+        sn_log_ratelimited(SN_LOG_ERROR, "%s", sn_err_last());
+        return;
+    }
+    p->records[SN_REC_FINGERPRINT]++;
 }
 
 /* Frees what later stages hold for a flow that has ended. */
@@ -216,6 +291,11 @@ static void on_flow_end(void *ctx, struct sn_flow *f, enum sn_flow_end why)
     if (f->cls && why != SN_FLOW_END_ACTIVE && !f->cls_done) {
         sn_classify_finish(p->cls, f->cls);
         f->cls_done = true;
+    }
+    if (f->agg && why != SN_FLOW_END_ACTIVE) {
+        settle_flow(p, f); /* the latest facts (ALPN selected, certificate) */
+        sn_agg_flow_end(p->agg, f->agg, f->last_us);
+        f->agg = NULL;
     }
     emit_flow(p, f, why);
     if (why != SN_FLOW_END_ACTIVE)
@@ -264,6 +344,41 @@ struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink 
 
     p->tls_cfg.reasm_cap = cfg->tls_reasm_cap;
     p->tls_cfg.first_records = cfg->tls_first_records;
+    p->tls_cfg.on_record = on_tls_record;
+    p->tls_cfg.ctx = p;
+
+    if (!cfg->no_fingerprints) {
+        struct sn_agg_cfg ac = {
+            .window_s = cfg->window,
+            .grace_s = cfg->window_grace,
+            .max_entries = cfg->agg_max_entries,
+            .max_flows = cfg->flow_max,
+            .prefix4 = cfg->client_prefix4,
+            .prefix6 = cfg->client_prefix6,
+            .pseudo_prefix_preserving = cfg->pseudonym_prefix_preserving,
+            .sensor_id = p->sensor,
+            .seq = &p->seq,
+        };
+        if (sn_agg_parse_client_key(cfg->client_key, &ac.client_key)) {
+            *is_config = true;
+            goto fail;
+        }
+        if (cfg->pseudonym_key) {
+            size_t klen;
+            if (sn_pseudo_load_key(cfg->pseudonym_key, p->pseudo_key, sizeof(p->pseudo_key),
+                                   &klen)) {
+                *is_config = true;
+                goto fail;
+            }
+            ac.pseudo_key = p->pseudo_key;
+            ac.pseudo_key_len = klen;
+            if (!(p->pseudo = sn_pseudo_new(p->pseudo_key, klen)))
+                goto fail;
+        }
+        p->agg = sn_agg_new(&ac, on_fingerprint, p);
+        if (!p->agg)
+            goto fail;
+    }
 
     /* Rules: --rules, else the shipped rules/ directory (none found: no service labels). */
     char dflt[4096];
@@ -312,6 +427,8 @@ void sn_pipeline_free(struct sn_pipeline *p)
     if (!p)
         return;
     sn_flow_table_free(p->flows);
+    sn_agg_free(p->agg);
+    sn_pseudo_free(p->pseudo);
     sn_classify_free(p->cls);
     sn_geo_free(p->geo);
     sn_rules_free(p->rules);
@@ -338,18 +455,39 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
             f->cls = sn_classify_flow_new(p->cls);
         if (pkt.proto == 6)
             f->tls = sn_tls_new(&p->tls_cfg, &p->tls_st);
+        if (p->agg) {
+            struct sn_agg_flowinfo fi = {.client = f->client, .server = f->server,
+                                         .server_port = f->server_port};
+            f->agg = sn_agg_flow_start(p->agg, &fi, pkt.ts_us);
+        }
+    }
+    if (p->agg) {
+        sn_agg_advance(p->agg, p->now_us);
+        if (f->agg)
+            sn_agg_packet(p->agg, f->agg, dir, pkt.ip_len, pkt.payload_len, pkt.ts_us);
     }
     if (f->cls && !f->cls_done &&
         !sn_classify_packet(p->cls, f->cls, pkt.l3, pkt.l3_caplen, pkt.ts_us, dir))
         f->cls_done = true;
     if (f->tls && (pkt.payload_len || (pkt.tcp_flags & SN_TCP_SYN))) {
-        if (sn_tls_wants_payload(f->tls))
+        if (sn_tls_wants_payload(f->tls)) {
+            p->cur = f;
             sn_tls_segment(f->tls, dir, pkt.seq, (pkt.tcp_flags & SN_TCP_SYN) != 0, pkt.payload,
                            pkt.payload_caplen, pkt.payload_len, pkt.ts_us);
+            p->cur = NULL;
+        }
         if (!sn_tls_is_tls(f->tls) && !sn_tls_wants_payload(f->tls)) {
             sn_tls_free(f->tls); /* not TLS: nothing to keep */
             f->tls = NULL;
         }
+    }
+    /* Settle the fingerprint key once the facts are in: the ClientHello for TLS, the
+     * classification otherwise. */
+    if (f->agg && !f->settled) {
+        bool ready = f->tls ? sn_tls_meta_has_client_hello(sn_tls_meta(f->tls))
+                            : (!f->cls || f->cls_done);
+        if (ready)
+            settle_flow(p, f);
     }
 }
 
@@ -379,6 +517,8 @@ void sn_pipeline_tick(struct sn_pipeline *p, int64_t now_us)
     if (now_us > p->now_us)
         p->now_us = now_us;
     sn_flow_expire(p->flows, p->now_us, 0);
+    if (p->agg)
+        sn_agg_advance(p->agg, p->now_us);
     if (p->geo && sn_geo_reload_if_changed(p->geo) < 0)
         sn_log_ratelimited(SN_LOG_ERROR, "%s; keeping the previous databases", sn_err_last());
 }
@@ -470,6 +610,18 @@ static void emit_stats(struct sn_pipeline *p)
         sn_json_u64(j, "bad_pkts", cs.bad_pkts);
         sn_json_obj_end(j);
     }
+    if (p->agg) {
+        const struct sn_agg_stats *as = sn_agg_stats(p->agg);
+        sn_json_obj_begin(j, "fingerprints");
+        sn_json_u64(j, "windows_closed", as->windows_closed);
+        sn_json_u64(j, "emitted", as->fingerprints);
+        sn_json_u64(j, "flows_pool_full", as->flows_pool_full);
+        sn_json_u64(j, "overflow_entries", as->overflow_entries);
+        sn_json_u64(j, "overflow_pkts", as->overflow_pkts);
+        sn_json_u64(j, "late_pkts", as->late_pkts);
+        sn_json_u64(j, "forced_settles", as->forced_settles);
+        sn_json_obj_end(j);
+    }
     if (p->geo) {
         struct sn_geo_stats gs;
         sn_geo_get_stats(p->geo, &gs);
@@ -490,6 +642,8 @@ static void emit_stats(struct sn_pipeline *p)
 void sn_pipeline_finish(struct sn_pipeline *p)
 {
     sn_flow_flush(p->flows);
+    if (p->agg)
+        sn_agg_finish(p->agg);
     emit_stats(p);
 }
 
