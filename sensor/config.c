@@ -468,6 +468,8 @@ int sn_config_parse_args(struct sn_config *cfg, int argc, char **argv)
         return SN_ERR(SN_ECONFIG, "no input: give -r FILE or -i IFACE (see --help)");
     if (cfg->n_inputs && cfg->iface)
         return SN_ERR(SN_ECONFIG, "-r and -i cannot be combined");
+    if (cfg->drain && !cfg->brokers)
+        return SN_ERR(SN_ECONFIG, "--drain needs --brokers (it sends the Kafka spool)");
     if (cfg->user && !cfg->iface)
         return SN_ERR(SN_ECONFIG, "--user applies to live capture (-i) only");
     return 0;

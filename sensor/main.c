@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "sink.h"
+#include "sink_kafka.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -85,7 +86,27 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p)
+static void kafka_metrics(const struct sn_sink *s, FILE *out)
+{
+    struct sn_sink_kafka_stats k;
+    sn_sink_kafka_stats(s, &k);
+    fprintf(out, "# HELP spanprint_kafka_messages_total Kafka messages by outcome.\n"
+                 "# TYPE spanprint_kafka_messages_total counter\n");
+    const struct {
+        const char *n;
+        uint64_t v;
+    } rows[] = {{"produced", k.produced}, {"delivered", k.delivered}, {"failed", k.failed},
+                {"retried", k.retried},   {"spooled", k.spooled},     {"replayed", k.replayed},
+                {"dropped", k.dropped}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        fprintf(out, "spanprint_kafka_messages_total{outcome=\"%s\"} %llu\n", rows[i].n,
+                (unsigned long long)rows[i].v);
+    fprintf(out, "# HELP spanprint_kafka_spool_bytes Bytes waiting in the Kafka spool.\n"
+                 "# TYPE spanprint_kafka_spool_bytes gauge\nspanprint_kafka_spool_bytes %llu\n",
+            (unsigned long long)k.spool_bytes);
+}
+
+static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, const struct sn_sink *s)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -93,6 +114,8 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p)
     if (!f)
         return;
     sn_pipeline_metrics(p, f);
+    if (s->ops == &sn_sink_kafka_ops)
+        kafka_metrics(s, f);
     fclose(f);
     sn_metrics_publish(m, buf, len);
     free(buf);
@@ -101,7 +124,8 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p)
 /* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
  * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
  * negative code on a read error. */
-static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_metrics *m)
+static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_metrics *m,
+                       const struct sn_sink *sink)
 {
     struct sn_capture_pkt pkt;
     uint64_t n = 0;
@@ -129,7 +153,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_me
                 sn_pipeline_capture_stats(p, recv, drop, ifdrop);
             sn_pipeline_tick(p, wall_us());
             if (m)
-                publish_metrics(m, p);
+                publish_metrics(m, p, sink);
             if (stats_requested) {
                 stats_requested = 0;
                 sn_pipeline_print_stats(p, stderr);
@@ -217,11 +241,21 @@ int main(int argc, char **argv)
         pid_written = true;
     }
 
+    if (cfg.brokers)
+        sink.ops = &sn_sink_kafka_ops;
     rc = sink.ops->open(&sink, &cfg);
     sink_open = true;
     if (rc) {
         die_msg(sn_err_last());
         status = rc == -SN_ECONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+        goto out;
+    }
+    if (cfg.drain && !n_caps) {
+        /* --drain: opening the sink replayed the spool; wait for delivery, then stop. */
+        if (sink.ops->flush(&sink, (int)cfg.flush_timeout * 1000) != 0) {
+            die_msg(sn_err_last());
+            status = EXIT_RUNTIME;
+        }
         goto out;
     }
 
@@ -248,7 +282,7 @@ int main(int argc, char **argv)
     install_signals();
     unsigned truncated = 0;
     for (unsigned i = 0; i < n_caps && !stop_requested; i++) {
-        rc = run_capture(p, caps[i], metrics);
+        rc = run_capture(p, caps[i], metrics, &sink);
         if (rc == 1)
             truncated++;
         else if (rc < 0)
