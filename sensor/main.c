@@ -42,6 +42,9 @@ static void install_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
+    /* Restart interrupted reads: a signal during a replay must not look like a read error.
+     * (The live loop's poll() returns on a signal anyway.) */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -142,8 +145,18 @@ static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_me
         } else if (rc < 0 || !live) {
             break;
         }
-        if (!live)
+        if (!live) {
+            /* Replay: signals are handled between packets too (stdin may be a slow pipe). */
+            if (reload_requested) {
+                reload_requested = 0;
+                sn_pipeline_reload(p);
+            }
+            if (stats_requested) {
+                stats_requested = 0;
+                sn_pipeline_print_stats(p, stderr);
+            }
             continue;
+        }
         /* Live: once a second, advance time by the wall clock and publish counters. */
         int64_t now = mono_ms();
         if (now >= next_tick || stats_requested || reload_requested) {

@@ -8,7 +8,7 @@ if [ "${SP_PLAIN:-0}" = 1 ]; then SP=$ROOT/build/spanprint; else SP=$ROOT/build/
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 _pass=0
 _fail=0
 
