@@ -46,6 +46,8 @@ void sn_tls_meta_note_ccs(struct sn_tls_meta *m, int dir);
  * has_server_hello (and is_tls13) stay false until the real ServerHello arrives. */
 bool sn_tls_meta_has_client_hello(const struct sn_tls_meta *m);
 bool sn_tls_meta_has_server_hello(const struct sn_tls_meta *m);
+/* A HelloRetryRequest was seen (the real ServerHello follows it in clear). */
+bool sn_tls_meta_hrr(const struct sn_tls_meta *m);
 /* TLS 1.3 (negotiated): certificates are encrypted, so the handshake is done for us once
  * the ServerHello is seen. */
 bool sn_tls_meta_is_tls13(const struct sn_tls_meta *m);

@@ -492,7 +492,10 @@ static void hs_process(struct sn_tls *t, int dir, int64_t ts_us)
         d->rd = body + len;
         if (type == CT_CCS) {
             sn_tls_meta_note_ccs(t->meta, dir);
-            d->hs_done = true;
+            /* RFC 8446 D.4 middlebox compatibility: a server may send ChangeCipherSpec right
+             * after a HelloRetryRequest; the real ServerHello still follows in clear. */
+            if (!(dir == 1 && sn_tls_meta_hrr(t->meta) && !sn_tls_meta_has_server_hello(t->meta)))
+                d->hs_done = true;
         } else if (type == CT_APPDATA || type == CT_ALERT) {
             /* Encrypted data, or a (fatal, in practice) alert: no more cleartext handshake. */
             d->hs_done = true;

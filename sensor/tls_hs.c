@@ -827,6 +827,11 @@ bool sn_tls_meta_has_client_hello(const struct sn_tls_meta *m)
     return m->has_ch;
 }
 
+bool sn_tls_meta_hrr(const struct sn_tls_meta *m)
+{
+    return m->hrr;
+}
+
 bool sn_tls_meta_has_server_hello(const struct sn_tls_meta *m)
 {
     return m->has_sh;
