@@ -8,7 +8,8 @@ set -euo pipefail
 
 build=(build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev librdkafka-dev libmicrohttpd-dev
        libssl-dev)
-test=(libcmocka-dev clang kcat openjdk-17-jre-headless maven valgrind python3)
+test=(libcmocka-dev clang kcat openjdk-17-jre-headless maven valgrind python3 python3-jsonschema
+      tcpreplay curl iproute2)
 bench=(tcpreplay wireshark-common tshark pmacct libndpi-bin time valgrind)
 
 want=("${build[@]}")

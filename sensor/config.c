@@ -76,7 +76,7 @@ static const struct key keys[] = {
     {"no-fingerprints", 0, K_BOOL, F(no_fingerprints), "false", 0, 1, NULL, "write flow records only"},
     {"no-flows", 0, K_BOOL, F(no_flows), "false", 0, 1, NULL, "write fingerprints only, no flow records"},
     {"brokers", 'b', K_STR, F(brokers), NULL, 0, 0, "HOST:PORT,...", "send records to Kafka"},
-    {"topic-prefix", 0, K_STR, F(topic_prefix), "spanprint", 0, 0, "P", "Kafka topics P.flows and P.fingerprints"},
+    {"topic-prefix", 0, K_STR, F(topic_prefix), "spanprint", 0, 0, "P", "Kafka topics P.flows, P.fingerprints and P.stats"},
     {"kafka", 'X', K_KV, 0, NULL, 0, 0, "KEY=VALUE", "librdkafka property (repeatable)"},
     {"spool-dir", 0, K_STR, F(spool_dir), "/var/spool/spanprint", 0, 0, "DIR", "Kafka spool directory"},
     {"spool-max-mb", 0, K_UINT, F(spool_max_mb), "1024", 1, 1048576, "N", "Kafka spool size cap (MiB)"},
