@@ -24,6 +24,8 @@ struct sn_simhash {
 void sn_simhash_init(struct sn_simhash *s);
 /* Adds feature string f (n bytes) with integer weight w. */
 void sn_simhash_add(struct sn_simhash *s, const char *f, size_t n, int64_t w);
+/* The same with the feature's sn_simhash_hash64() computed beforehand (fixed features). */
+void sn_simhash_add_hash(struct sn_simhash *s, uint64_t h, int64_t w);
 uint64_t sn_simhash_final(const struct sn_simhash *s);
 /* The feature hash h() above. */
 uint64_t sn_simhash_hash64(const char *f, size_t n);

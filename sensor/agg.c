@@ -145,6 +145,7 @@ struct pcache {
 };
 
 struct sn_agg {
+    uint64_t hist_feat[H_N][BINS]; /* hash of the simhash feature "h:<name>:<bin>" */
     struct sn_agg_cfg cfg;
     struct pcache *pcache; /* PCACHE_SIZE entries, only with a pseudonymisation key */
     int64_t win_us, grace_us;
@@ -641,6 +642,12 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
     if (!a)
         goto fail;
     a->cfg = *cfg;
+    for (unsigned h = 0; h < H_N; h++)
+        for (unsigned b = 0; b < BINS; b++) {
+            char feat[64];
+            int n = snprintf(feat, sizeof(feat), "h:%s:%u", hist_names[h], b);
+            a->hist_feat[h][b] = sn_simhash_hash64(feat, (size_t)n);
+        }
     if (!a->cfg.window_s)
         a->cfg.window_s = SN_AGG_DEFAULT_WINDOW_S;
     if (a->cfg.grace_s >= a->cfg.window_s)
@@ -1021,7 +1028,7 @@ static int ratio_bin(const struct ent *e)
     return d >= u ? b : -b;
 }
 
-static uint64_t ent_simhash(const struct ent *e)
+static uint64_t ent_simhash(const struct sn_agg *a, const struct ent *e)
 {
     struct sn_simhash s;
     sn_simhash_init(&s);
@@ -1043,8 +1050,7 @@ static uint64_t ent_simhash(const struct ent *e)
                 sm += e->hist[h][b + 1];
             if (!sm)
                 continue;
-            int n = snprintf(buf, sizeof(buf), "h:%s:%u", hist_names[h], b);
-            sn_simhash_add(&s, buf, (size_t)n, share_w(sm, 4 * total));
+            sn_simhash_add_hash(&s, a->hist_feat[h][b], share_w(sm, 4 * total));
         }
     }
     if (e->bytes[0] + e->bytes[1]) {
@@ -1195,7 +1201,7 @@ static void emit_ent(struct sn_agg *a, const struct win *w, const struct ent *e)
     json_topk(j, "alpn", &e->t_alpn, e->v_alpn[0], ALPN_MAX, false);
     sn_json_u64(j, "alpn_other", e->t_alpn.other);
 
-    uint64_t sh = ent_simhash(e);
+    uint64_t sh = ent_simhash(a, e);
     char hx[17];
     snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)sh);
     sn_json_str(j, "simhash", hx);
@@ -1248,9 +1254,22 @@ static void close_win(struct sn_agg *a, struct win *w)
         emit_ent(a, w, a->sortbuf[i]);
     if (w->ovf_used)
         emit_ent(a, w, w->ovf);
+    /* Clear the index: slot by slot when the window was sparse (windows are often nearly
+     * empty, and a replay that jumps ahead closes many), else all at once. */
+    if ((size_t)w->n * 8 < a->tab_size) {
+        unsigned mask = a->tab_size - 1;
+        for (unsigned k = 0; k < w->n; k++) {
+            struct ent *e = w->list[k];
+            unsigned i = (unsigned)e->hash & mask;
+            while (w->tab[i] != e) /* e is in the table: found before wrapping around */
+                i = (i + 1) & mask;
+            w->tab[i] = NULL;
+        }
+    } else {
+        memset(w->tab, 0, a->tab_size * sizeof(*w->tab));
+    }
     for (unsigned i = 0; i < w->n; i++)
         ent_release(a, w->list[i]);
-    memset(w->tab, 0, a->tab_size * sizeof(*w->tab));
     w->n = 0;
     w->open = false;
     a->st.windows_closed++;

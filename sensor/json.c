@@ -51,18 +51,21 @@ static bool reserve(struct sn_json *j, size_t n)
     return true;
 }
 
-static void put(struct sn_json *j, const char *s, size_t n)
+static inline void put(struct sn_json *j, const char *s, size_t n)
 {
-    if (!reserve(j, n))
+    if (j->len + n + 1 > j->cap && !reserve(j, n))
         return;
     memcpy(j->buf + j->len, s, n);
     j->len += n;
     j->buf[j->len] = '\0';
 }
 
-static void putc_(struct sn_json *j, char ch)
+static inline void putc_(struct sn_json *j, char ch)
 {
-    put(j, &ch, 1);
+    if (j->len + 2 > j->cap && !reserve(j, 1))
+        return;
+    j->buf[j->len++] = ch;
+    j->buf[j->len] = '\0';
 }
 
 /* Length of a valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
@@ -194,12 +197,24 @@ void sn_json_str(struct sn_json *j, const char *key, const char *val)
     sn_json_strn(j, key, val, strlen(val));
 }
 
+/* Decimal digits of v into the end of buf[20]; returns the first digit. Faster than
+ * snprintf, which dominated record formatting. */
+static char *u64_digits(uint64_t v, char *end)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 void sn_json_u64(struct sn_json *j, const char *key, uint64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%" PRIu64, v);
+    char b[20];
+    char *p = u64_digits(v, b + sizeof(b));
     member(j, key);
-    put(j, b, (size_t)n);
+    put(j, p, (size_t)(b + sizeof(b) - p));
 }
 
 void sn_json_i64(struct sn_json *j, const char *key, int64_t v)
@@ -248,10 +263,18 @@ void sn_json_ts(struct sn_json *j, const char *key, int64_t usec)
 {
     char b[32];
     uint64_t mag = usec < 0 ? (uint64_t)0 - (uint64_t)usec : (uint64_t)usec;
-    int n = snprintf(b, sizeof(b), "%s%" PRIu64 ".%06" PRIu64, usec < 0 ? "-" : "",
-                     mag / 1000000, mag % 1000000);
+    char *end = b + sizeof(b), *p = end;
+    uint64_t frac = mag % 1000000;
+    for (int i = 0; i < 6; i++) {
+        *--p = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    *--p = '.';
+    p = u64_digits(mag / 1000000, p);
+    if (usec < 0)
+        *--p = '-';
     member(j, key);
-    put(j, b, (size_t)n);
+    put(j, p, (size_t)(end - p));
 }
 
 void sn_json_nl(struct sn_json *j)

@@ -27,7 +27,11 @@ uint64_t sn_simhash_hash64(const char *f, size_t n)
 
 void sn_simhash_add(struct sn_simhash *s, const char *f, size_t n, int64_t w)
 {
-    uint64_t h = sn_simhash_hash64(f, n);
+    sn_simhash_add_hash(s, sn_simhash_hash64(f, n), w);
+}
+
+void sn_simhash_add_hash(struct sn_simhash *s, uint64_t h, int64_t w)
+{
     for (unsigned b = 0; b < 64; b++)
         s->v[b] += (h >> b & 1) ? w : -w;
 }

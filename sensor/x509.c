@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -135,7 +137,68 @@ static void add_key(struct sn_x509_info *x, X509 *cert)
     }
 }
 
+/* Decoding a certificate (and above all its public key) with OpenSSL 3 costs far more than
+ * the rest of a handshake, and servers send the same leaf again and again. So each thread
+ * keeps a small direct-mapped cache of decoded leaves keyed by the DER's SHA-256 (which the
+ * record needs anyway). The cache is per thread (no locks), allocated on first use, and freed
+ * by a thread-exit destructor. */
+#define CACHE_SLOTS 64u
+
+struct cache_slot {
+    bool used;
+    unsigned char md[32];
+    struct sn_x509_info info;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void)
+{
+    if (pthread_key_create(&cache_key, free) != 0)
+        cache_key = (pthread_key_t)-1;
+}
+
+static struct cache_slot *cache_slot_for(const unsigned char md[32])
+{
+    pthread_once(&cache_once, cache_key_init);
+    if (cache_key == (pthread_key_t)-1)
+        return NULL;
+    struct cache_slot *cache = pthread_getspecific(cache_key);
+    if (!cache) {
+        cache = calloc(CACHE_SLOTS, sizeof(*cache));
+        if (!cache || pthread_setspecific(cache_key, cache) != 0) {
+            free(cache);
+            return NULL;
+        }
+    }
+    return &cache[(md[0] | (unsigned)md[1] << 8) % CACHE_SLOTS];
+}
+
+static int parse_uncached(struct sn_x509_info *x, const uint8_t *der, size_t len);
+
 int sn_x509_parse(struct sn_x509_info *x, const uint8_t *der, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!der || len == 0 || len > LONG_MAX ||
+        EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return parse_uncached(x, der, len);
+    struct cache_slot *s = cache_slot_for(md);
+    if (s && s->used && memcmp(s->md, md, 32) == 0) {
+        *x = s->info;
+        return 0;
+    }
+    int rc = parse_uncached(x, der, len);
+    if (rc == 0 && s) {
+        s->used = true;
+        memcpy(s->md, md, 32);
+        s->info = *x;
+    }
+    return rc;
+}
+
+static int parse_uncached(struct sn_x509_info *x, const uint8_t *der, size_t len)
 {
     memset(x, 0, sizeof(*x));
     if (!der || len == 0 || len > LONG_MAX)
