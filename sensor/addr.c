@@ -5,13 +5,32 @@
 #include <errno.h>
 #include <string.h>
 
+/* Dotted quad without inet_ntop, whose sprintf showed up in profiles: every record
+ * formats two addresses. */
+static void ipv4_str(const uint8_t *q, char *buf, size_t len)
+{
+    char tmp[16];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = q[i];
+        if (v >= 100)
+            tmp[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            tmp[n++] = (char)('0' + v / 10 % 10);
+        tmp[n++] = (char)('0' + v % 10);
+        tmp[n++] = i < 3 ? '.' : '\0';
+    }
+    if (n <= len)
+        memcpy(buf, tmp, n);
+}
+
 const char *sn_addr_str(const struct sn_addr *a, char *buf, size_t len)
 {
     if (len == 0)
         return buf;
     buf[0] = '\0';
     if (a->family == 4)
-        inet_ntop(AF_INET, a->a, buf, (socklen_t)len);
+        ipv4_str(a->a, buf, len);
     else if (a->family == 6)
         inet_ntop(AF_INET6, a->a, buf, (socklen_t)len);
     return buf;
