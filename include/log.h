@@ -48,7 +48,7 @@ struct sn_log_rl {
         static _Thread_local struct sn_log_rl rl_;                                         \
         time_t now_ = time(NULL);                                                          \
         if (now_ != rl_.last) {                                                            \
-            if (rl_.suppressed)                                                            \
+            if (rl_.suppressed && (lvl) <= sn_log_get_level())                             \
                 sn_log_write((lvl), SN_LOG_MOD, "(%lu similar lines suppressed)",          \
                              rl_.suppressed);                                              \
             rl_.last = now_;                                                               \

@@ -16,8 +16,15 @@
  * `dropped`, logged as errors, emit returns -SN_EFULL) or are undeliverable by nature (larger
  * than the broker accepts). See deploy/kafka/README.md for the exact guarantee.
  *
- * Thread safety: one thread drives the sink (emit/flush/close); librdkafka callbacks run in it
- * from rd_kafka_poll.
+ * flush(s, timeout_ms > 0) waits until everything is acknowledged (or, with --drain, the spool
+ * is empty), the broker is found down (records safe in the spool), or the timeout; with
+ * --drain it returns -EAGAIN if the spool could not be emptied. flush(s, 0) is a tick that
+ * never waits: it serves delivery reports, probes for a broker that was down and resumes the
+ * replay. Call it about once a second when no records are emitted (idle live capture), since
+ * emit does the same work otherwise.
+ *
+ * Thread safety: one thread drives the sink (emit/flush/close) and reads sn_sink_kafka_stats;
+ * librdkafka callbacks run in it from rd_kafka_poll (log_cb excepted: thread-safe sn_log).
  */
 #ifndef SN_SINK_KAFKA_H
 #define SN_SINK_KAFKA_H

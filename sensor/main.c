@@ -133,7 +133,7 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, struct 
  * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
  * negative code on a read error. */
 static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_capture *c,
-                       struct sn_metrics *m, const struct sn_sink *sink)
+                       struct sn_metrics *m, struct sn_sink *sink)
 {
     struct sn_capture_pkt pkt;
     uint64_t n = 0;
@@ -189,6 +189,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
                 sn_workers_tick(w, wall_us());
             else
                 sn_pipeline_tick(p, wall_us());
+            sink->ops->flush(sink, 0); /* delivery reports, outage recovery */
             if (m)
                 publish_metrics(m, p, w, sink);
             if (stats_requested) {

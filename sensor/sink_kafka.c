@@ -40,6 +40,14 @@ struct kafka_priv {
     bool flushed; /* flush ran (close need not wait again) */
     int64_t next_probe_ms;
     char fatal_msg[256];
+    /* A spooled record the local queue had no room for: sent first when there is room. */
+    struct {
+        bool has;
+        struct sn_record rec;
+        uint64_t seg;
+        char *buf;
+        size_t cap;
+    } held;
     struct sn_sink_kafka_stats st;
 };
 
@@ -244,10 +252,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 /* ---- producing ---- */
 
-/* Hands r to librdkafka (copied). seg: the spool segment r was read from, or 0. Returns 0;
- * -SN_EFULL (local queue still full after retries), -EMSGSIZE (never deliverable), -EPIPE
- * (fatal), or -EIO. */
-static int produce(struct kafka_priv *k, const struct sn_record *r, uint64_t seg)
+/* Hands r to librdkafka (copied). seg: the spool segment r was read from, or 0. A full local
+ * queue is polled and retried up to max_tries times. Returns 0; -SN_EFULL (queue still full),
+ * -EMSGSIZE (never deliverable), -EPIPE (fatal), or -EIO. */
+static int produce(struct kafka_priv *k, const struct sn_record *r, uint64_t seg, int max_tries)
 {
     const char *tname = sn_rec_type_name(r->type);
     for (int tries = 0;; tries++) {
@@ -263,8 +271,8 @@ static int produce(struct kafka_priv *k, const struct sn_record *r, uint64_t seg
             return 0;
         }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            if (tries >= QFULL_TRIES)
-                return SN_ERR(SN_EFULL, "local queue full for %d ms", QFULL_TRIES * QFULL_WAIT_MS);
+            if (tries >= max_tries)
+                return SN_ERR(SN_EFULL, "local queue full for %d ms", tries * QFULL_WAIT_MS);
             k->st.retried++;
             rd_kafka_poll(k->rk, QFULL_WAIT_MS);
             continue;
@@ -278,9 +286,54 @@ static int produce(struct kafka_priv *k, const struct sn_record *r, uint64_t seg
     }
 }
 
-/* Moves spooled records, oldest first, into librdkafka while the broker answers. */
+static bool hold(struct kafka_priv *k, const struct sn_spool_entry *e)
+{
+    size_t need = e->rec.keylen + e->rec.len + 1;
+    if (need > k->held.cap) {
+        char *b = realloc(k->held.buf, need);
+        if (!b)
+            return false;
+        k->held.buf = b;
+        k->held.cap = need;
+    }
+    memcpy(k->held.buf, e->rec.data, e->rec.len);
+    if (e->rec.key)
+        memcpy(k->held.buf + e->rec.len, e->rec.key, e->rec.keylen);
+    k->held.rec = e->rec;
+    k->held.rec.data = k->held.buf;
+    k->held.rec.key = e->rec.key ? k->held.buf + e->rec.len : NULL;
+    k->held.seg = e->seg;
+    k->held.has = true;
+    return true;
+}
+
+/* Produces one spooled record without waiting. Returns true to go on with the next. */
+static bool replay_one(struct kafka_priv *k, const struct sn_record *r, uint64_t seg)
+{
+    int rc = produce(k, r, seg, 0);
+    if (rc == 0) {
+        k->st.replayed++;
+        return true;
+    }
+    if (rc == -EMSGSIZE) {
+        count_drop(k, sn_err_last());
+        sn_spool_settle(k->spool, seg);
+        return true;
+    }
+    return false; /* queue full or fatal: try again later */
+}
+
+/* Moves spooled records, oldest first, into librdkafka while the broker answers and the local
+ * queue has room. */
 static void pump(struct kafka_priv *k)
 {
+    if (k->outage || k->fatal)
+        return;
+    if (k->held.has) {
+        if (!replay_one(k, &k->held.rec, k->held.seg))
+            return;
+        k->held.has = false;
+    }
     while (!k->outage && !k->fatal && sn_spool_unsettled(k->spool) < SN_SINK_KAFKA_REPLAY_WINDOW) {
         struct sn_spool_entry e;
         int rc = sn_spool_next(k->spool, &e);
@@ -290,23 +343,29 @@ static void pump(struct kafka_priv *k)
             sn_log_ratelimited(SN_LOG_ERROR, "%s", sn_err_last());
             return;
         }
-        rc = produce(k, &e.rec, e.seg);
-        if (rc == 0) {
-            k->st.replayed++;
+        if (replay_one(k, &e.rec, e.seg))
             continue;
-        }
-        if (rc == -EMSGSIZE) {
-            count_drop(k, sn_err_last());
-            sn_spool_settle(k->spool, e.seg);
-            continue;
-        }
-        /* Queue full or fatal: keep it, at the spool's end, and stop for now. */
-        if (sn_spool_append(k->spool, &e.rec) == 0) {
-            k->st.spooled++;
-            sn_spool_settle(k->spool, e.seg);
+        if (!hold(k, &e)) {
+            /* No memory to keep it: it goes back to the spool's end. */
+            if (sn_spool_append(k->spool, &e.rec) == 0) {
+                k->st.spooled++;
+                sn_spool_settle(k->spool, e.seg);
+            }
         }
         return;
     }
+}
+
+/* The held record back into the spool (at close), so its segment can be settled. */
+static void unhold(struct kafka_priv *k)
+{
+    if (!k->held.has)
+        return;
+    if (sn_spool_append(k->spool, &k->held.rec) == 0) {
+        k->st.spooled++;
+        sn_spool_settle(k->spool, k->held.seg);
+    }
+    k->held.has = false;
 }
 
 /* While in an outage, asks the broker for metadata (at most every PROBE_EVERY_MS). */
@@ -407,8 +466,8 @@ static int kafka_open(struct sn_sink *s, const struct sn_config *cfg)
                           rd_kafka_err2str(rd_kafka_last_error()));
     }
     k->spool = sn_spool_open(cfg->spool_dir, (uint64_t)cfg->spool_max_mb << 20);
-    if (!k->spool)
-        return SN_ERR(EIO, "--spool-dir: %s", sn_err_last());
+    if (!k->spool) /* not writable, not a directory, or in use: the user must fix it */
+        return SN_ERR(SN_ECONFIG, "--spool-dir: %s", sn_err_last());
     uint64_t held = sn_spool_bytes(k->spool);
     if (held)
         sn_info("spool %s holds %" PRIu64 " bytes from an earlier run; sending them first",
@@ -417,6 +476,13 @@ static int kafka_open(struct sn_sink *s, const struct sn_config *cfg)
     rd_kafka_resp_err_t err =
         rd_kafka_metadata(k->rk, 0, k->topics[SN_REC_FLOW], &md, OPEN_PROBE_WAIT_MS);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* A missing topic on a broker that does not create topics fails every delivery
+         * after message.timeout.ms: say so now. */
+        if (md->topic_cnt == 1 && md->topics[0].err)
+            sn_warn("topic %s not available yet (%s): a cluster that creates topics on use "
+                    "creates it now; otherwise create it (deploy/kafka/create-topics.sh), "
+                    "records are spooled meanwhile",
+                    md->topics[0].topic, rd_kafka_err2str(md->topics[0].err));
         rd_kafka_metadata_destroy(md);
         pump(k);
     } else {
@@ -440,9 +506,9 @@ static int kafka_emit(struct sn_sink *s, const struct sn_record *r)
     maybe_probe(k, PROBE_WAIT_MS, PROBE_EVERY_MS);
     pump(k);
     /* Older records still in the spool go first: new ones queue behind them. */
-    if (k->outage || !sn_spool_drained(k->spool))
+    if (k->outage || k->held.has || !sn_spool_drained(k->spool))
         return spool_record(k, r);
-    int rc = produce(k, r, 0);
+    int rc = produce(k, r, 0, QFULL_TRIES);
     if (rc == 0)
         return 0;
     if (rc == -EMSGSIZE) {
@@ -457,7 +523,7 @@ static int kafka_emit(struct sn_sink *s, const struct sn_record *r)
 
 static bool all_sent(struct kafka_priv *k)
 {
-    return rd_kafka_outq_len(k->rk) == 0 && sn_spool_drained(k->spool) &&
+    return rd_kafka_outq_len(k->rk) == 0 && !k->held.has && sn_spool_drained(k->spool) &&
            sn_spool_unsettled(k->spool) == 0;
 }
 
@@ -466,8 +532,17 @@ static int kafka_flush(struct sn_sink *s, int timeout_ms)
     struct kafka_priv *k = s->priv;
     if (!k || !k->rk || !k->spool)
         return SN_ERR(EINVAL, "kafka sink is not open");
+    if (timeout_ms <= 0) {
+        /* A tick: serve delivery reports, look for the broker, resume replay; no waiting. */
+        rd_kafka_poll(k->rk, 0);
+        if (k->fatal)
+            return SN_ERR(EPIPE, "fatal: %s", k->fatal_msg);
+        maybe_probe(k, PROBE_WAIT_MS, PROBE_EVERY_MS);
+        pump(k);
+        return 0;
+    }
     k->flushed = true;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         rd_kafka_poll(k->rk, 20);
         if (k->fatal)
@@ -509,6 +584,8 @@ static void kafka_close(struct sn_sink *s)
         /* What is still queued or in flight goes to the spool via its delivery report
          * (__PURGE_QUEUE / __PURGE_INFLIGHT). An in-flight message the broker did store is
          * then sent again at the next start: a duplicate, never a loss. */
+        if (k->spool)
+            unhold(k);
         if (k->spool && rd_kafka_outq_len(k->rk) > 0) {
             rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_flush(k->rk, 2000);
@@ -528,6 +605,7 @@ static void kafka_close(struct sn_sink *s)
                      st->dropped);
     }
     sn_spool_close(k->spool);
+    free(k->held.buf);
     free(k->spool_dir);
     free(k);
     s->priv = NULL;
