@@ -19,6 +19,7 @@
 # Environment:
 #   BENCH_RUNS=3          timed runs per row
 #   BENCH_KAFKA=0         1: also time spanprint's Kafka sink against tests/kafka/broker.sh
+#   BENCH_LIVE=1          0: skip the live-capture rate on a veth pair (tests/bench/live_rate.sh)
 #   BENCH_KAFKA_ARGS      spanprint options that select the Kafka sink (default: guessed
 #                         from --help, e.g. "-b 127.0.0.1:9092 --topic-prefix bench")
 #   BENCH_VARIANTS        spanprint stage switches to time, ';'-separated (default: every
@@ -349,6 +350,11 @@ if [ "${BENCH_CALLGRIND:-1}" = 1 ]; then
         say "marginal = (Ir($SLICE) - Ir($SLICE_SMALL)) / $((SLICE - SLICE_SMALL)), the per-packet cost without start-up."
         say "where spanprint's instructions go (inclusive): out/callgrind.spanprint.<capture>.top.txt"
     fi
+fi
+
+if [ "${BENCH_LIVE:-1}" = 1 ]; then
+    say ""
+    while IFS= read -r line; do say "$line"; done < <(SPANPRINT="$SP" tests/bench/live_rate.sh 2>&1)
 fi
 
 say ""
