@@ -22,6 +22,16 @@ struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink 
                                     bool *is_config);
 void sn_pipeline_free(struct sn_pipeline *p);
 
+/* Options for a pipeline that is one of several workers (workers.h). */
+struct sn_pipeline_opts {
+    bool no_seq; /* records (flows, fingerprints, stats) carry no "seq": the merger that
+                    orders the workers' records numbers them */
+};
+
+/* sn_pipeline_new with options; opts may be NULL (same as sn_pipeline_new). */
+struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_sink *sink,
+                                         const struct sn_pipeline_opts *opts, bool *is_config);
+
 void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uint32_t caplen,
                         uint32_t wirelen, int64_t ts_us);
 
@@ -32,8 +42,24 @@ void sn_pipeline_input_end(struct sn_pipeline *p, uint64_t packets, bool truncat
 /* End of input: ends all flows, closes all windows, writes the stats record. */
 void sn_pipeline_finish(struct sn_pipeline *p);
 
+/* End of input without the stats record: ends all flows and closes all windows (a worker;
+ * the stats record of all workers comes from sn_pipeline_emit_stats_sum). */
+void sn_pipeline_finish_records(struct sn_pipeline *p);
+
+/* Writes one stats record for ps[0..n) through ps[0] (its sink, its "seq" setting): the
+ * inputs and capture counters are ps[0]'s (call input_begin/_end/capture_stats on ps[0]),
+ * every other counter is the sum over the n pipelines. No other thread may use them. */
+void sn_pipeline_emit_stats_sum(struct sn_pipeline *const *ps, unsigned n);
+
+/* Moves the pipeline's clock to now_us (packet time base) if that is later: ends the flows
+ * whose timeout has passed (no budget) and closes fingerprint windows, as packets of other
+ * workers would have done in a single pipeline. No geo reload check (unlike tick). */
+void sn_pipeline_advance(struct sn_pipeline *p, int64_t now_us);
+
 /* Human-readable counters ("name value" lines) for --stats. */
 void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out);
+/* The same, summed over ps[0..n) (inputs from ps[0]). */
+void sn_pipeline_print_stats_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out);
 
 /* Advances time without a packet (live capture when traffic is idle): flows and windows
  * time out by now_us, a wall-clock time in the packets' time base. */
@@ -48,6 +74,8 @@ void sn_pipeline_capture_stats(struct sn_pipeline *p, uint64_t recv, uint64_t dr
 
 /* Writes Prometheus text exposition of every counter. */
 void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out);
+/* The same, summed over ps[0..n) (capture counters from ps[0]). */
+void sn_pipeline_metrics_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out);
 
 /* Number of records the sink refused (write errors); non-zero makes the exit status 1. */
 uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p);

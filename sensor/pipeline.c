@@ -61,6 +61,7 @@ struct sn_pipeline {
     struct sn_flow *cur; /* the flow whose TLS segment is being parsed (record callback) */
     struct sn_pseudo *pseudo; /* client addresses are pseudonymised in every record */
     uint8_t pseudo_key[SN_PSEUDO_KEY_MAX];
+    bool no_seq; /* records carry no "seq" (a merger numbers them) */
 };
 
 /* ---- record output ---- */
@@ -71,7 +72,8 @@ static void begin_record(struct sn_pipeline *p, enum sn_rec_type t)
     sn_json_obj_begin(&p->js, NULL);
     sn_json_str(&p->js, "type", sn_rec_type_name(t));
     sn_json_u64(&p->js, "schema", 1);
-    sn_json_u64(&p->js, "seq", ++p->seq);
+    if (!p->no_seq)
+        sn_json_u64(&p->js, "seq", ++p->seq);
     sn_json_str(&p->js, "sensor", p->sensor);
 }
 
@@ -316,12 +318,19 @@ static int load_rules(struct sn_pipeline *p, struct sn_rules **out)
 struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink *sink,
                                     bool *is_config)
 {
+    return sn_pipeline_new_opts(cfg, sink, NULL, is_config);
+}
+
+struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_sink *sink,
+                                         const struct sn_pipeline_opts *opts, bool *is_config)
+{
     *is_config = false;
     struct sn_pipeline *p = calloc(1, sizeof(*p));
     if (!p) {
         SN_ERR(ENOMEM, "out of memory");
         return NULL;
     }
+    p->no_seq = opts && opts->no_seq;
     p->cfg = cfg;
     p->sink = sink;
     sn_decode_init(&p->dec);
@@ -357,7 +366,7 @@ struct sn_pipeline *sn_pipeline_new(const struct sn_config *cfg, struct sn_sink 
             .prefix6 = cfg->client_prefix6,
             .pseudo_prefix_preserving = cfg->pseudonym_prefix_preserving,
             .sensor_id = p->sensor,
-            .seq = &p->seq,
+            .seq = p->no_seq ? NULL : &p->seq,
         };
         if (sn_agg_parse_client_key(cfg->client_key, &ac.client_key)) {
             *is_config = true;
@@ -561,9 +570,92 @@ static void flow_stats_json(const struct sn_flow_stats *st, uint32_t active, str
     sn_json_u64(j, "interim_records", st->active_records);
 }
 
-static void emit_stats(struct sn_pipeline *p)
+/* Counters of a set of pipelines (workers), summed. */
+struct stats_sum {
+    struct sn_decode_stats dec;
+    struct sn_flow_stats fl;
+    uint64_t active;
+    struct sn_tls_stats tls;
+    struct sn_classify_stats cls;
+    struct sn_agg_stats agg;
+    struct sn_geo_stats geo;
+    uint64_t records[SN_REC_TYPE_MAX];
+    uint64_t sink_errors, bytes, reloads, reload_errors;
+};
+
+#define ADD(f) (s->tls.f += x->f)
+
+static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_sum *s)
 {
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < n; i++) {
+        const struct sn_pipeline *p = ps[i];
+        sn_decode_stats_add(&s->dec, &p->dec.st);
+        const struct sn_flow_stats *fs = sn_flow_stats(p->flows);
+        s->fl.created += fs->created;
+        s->fl.ended += fs->ended;
+        s->fl.evicted += fs->evicted;
+        s->fl.active_records += fs->active_records;
+        s->fl.timeouts_idle += fs->timeouts_idle;
+        s->fl.closed += fs->closed;
+        s->fl.no_ports += fs->no_ports;
+        s->active += sn_flow_active(p->flows);
+        const struct sn_tls_stats *x = &p->tls_st;
+        ADD(flows_tls);
+        ADD(flows_not_tls);
+        ADD(client_hellos);
+        ADD(server_hellos);
+        ADD(certificates);
+        ADD(malformed);
+        ADD(reasm_overflow);
+        ADD(reasm_gaps);
+        ADD(desync);
+        if (p->cls) {
+            struct sn_classify_stats cs = sn_classify_stats(p->cls);
+            s->cls.flows += cs.flows;
+            s->cls.classified += cs.classified;
+            s->cls.guessed += cs.guessed;
+            s->cls.unknown += cs.unknown;
+            s->cls.pkts_fed += cs.pkts_fed;
+            s->cls.bad_pkts += cs.bad_pkts;
+        }
+        if (p->agg) {
+            const struct sn_agg_stats *as = sn_agg_stats(p->agg);
+            s->agg.windows_closed += as->windows_closed;
+            s->agg.fingerprints += as->fingerprints;
+            s->agg.flows_pool_full += as->flows_pool_full;
+            s->agg.overflow_entries += as->overflow_entries;
+            s->agg.overflow_pkts += as->overflow_pkts;
+            s->agg.late_pkts += as->late_pkts;
+            s->agg.forced_settles += as->forced_settles;
+        }
+        if (p->geo) {
+            struct sn_geo_stats gs;
+            sn_geo_get_stats(p->geo, &gs);
+            s->geo.lookups += gs.lookups;
+            s->geo.cache_hits += gs.cache_hits;
+            s->geo.not_found += gs.not_found;
+            s->geo.errors += gs.errors;
+        }
+        for (int t = 0; t < SN_REC_TYPE_MAX; t++)
+            s->records[t] += p->records[t];
+        s->sink_errors += p->sink_errors;
+        s->bytes += p->bytes;
+        s->reloads += p->reloads;
+        s->reload_errors += p->reload_errors;
+    }
+}
+
+#undef ADD
+
+/* The stats record of ps[0..n) (one pipeline, or the workers of one sensor), written by and
+ * through ps[0]: inputs and capture counters are ps[0]'s, everything else is summed. */
+static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
+{
+    struct sn_pipeline *p = ps[0];
     struct sn_json *j = &p->js;
+    struct stats_sum s;
+    sum_stats(ps, n, &s);
     begin_record(p, SN_REC_STATS);
     sn_json_arr_begin(j, "inputs");
     for (unsigned i = 0; i < p->n_inputs; i++) {
@@ -583,73 +675,96 @@ static void emit_stats(struct sn_pipeline *p)
         sn_json_obj_end(j);
     }
     sn_json_obj_begin(j, "decode");
-    sn_decode_stats_json(&p->dec.st, j);
+    sn_decode_stats_json(&s.dec, j);
     sn_json_obj_end(j);
     sn_json_obj_begin(j, "flows");
-    flow_stats_json(sn_flow_stats(p->flows), sn_flow_active(p->flows), j);
+    flow_stats_json(&s.fl, (uint32_t)s.active, j);
     sn_json_obj_end(j);
     sn_json_obj_begin(j, "tls");
-    sn_json_u64(j, "flows_tls", p->tls_st.flows_tls);
-    sn_json_u64(j, "flows_not_tls", p->tls_st.flows_not_tls);
-    sn_json_u64(j, "client_hellos", p->tls_st.client_hellos);
-    sn_json_u64(j, "server_hellos", p->tls_st.server_hellos);
-    sn_json_u64(j, "certificates", p->tls_st.certificates);
-    sn_json_u64(j, "malformed", p->tls_st.malformed);
-    sn_json_u64(j, "reasm_overflow", p->tls_st.reasm_overflow);
-    sn_json_u64(j, "reasm_gaps", p->tls_st.reasm_gaps);
-    sn_json_u64(j, "desync", p->tls_st.desync);
+    sn_json_u64(j, "flows_tls", s.tls.flows_tls);
+    sn_json_u64(j, "flows_not_tls", s.tls.flows_not_tls);
+    sn_json_u64(j, "client_hellos", s.tls.client_hellos);
+    sn_json_u64(j, "server_hellos", s.tls.server_hellos);
+    sn_json_u64(j, "certificates", s.tls.certificates);
+    sn_json_u64(j, "malformed", s.tls.malformed);
+    sn_json_u64(j, "reasm_overflow", s.tls.reasm_overflow);
+    sn_json_u64(j, "reasm_gaps", s.tls.reasm_gaps);
+    sn_json_u64(j, "desync", s.tls.desync);
     sn_json_obj_end(j);
     if (p->cls) {
-        struct sn_classify_stats cs = sn_classify_stats(p->cls);
         sn_json_obj_begin(j, "classify");
-        sn_json_u64(j, "flows", cs.flows);
-        sn_json_u64(j, "classified", cs.classified);
-        sn_json_u64(j, "guessed", cs.guessed);
-        sn_json_u64(j, "unknown", cs.unknown);
-        sn_json_u64(j, "pkts_fed", cs.pkts_fed);
-        sn_json_u64(j, "bad_pkts", cs.bad_pkts);
+        sn_json_u64(j, "flows", s.cls.flows);
+        sn_json_u64(j, "classified", s.cls.classified);
+        sn_json_u64(j, "guessed", s.cls.guessed);
+        sn_json_u64(j, "unknown", s.cls.unknown);
+        sn_json_u64(j, "pkts_fed", s.cls.pkts_fed);
+        sn_json_u64(j, "bad_pkts", s.cls.bad_pkts);
         sn_json_obj_end(j);
     }
     if (p->agg) {
-        const struct sn_agg_stats *as = sn_agg_stats(p->agg);
         sn_json_obj_begin(j, "fingerprints");
-        sn_json_u64(j, "windows_closed", as->windows_closed);
-        sn_json_u64(j, "emitted", as->fingerprints);
-        sn_json_u64(j, "flows_pool_full", as->flows_pool_full);
-        sn_json_u64(j, "overflow_entries", as->overflow_entries);
-        sn_json_u64(j, "overflow_pkts", as->overflow_pkts);
-        sn_json_u64(j, "late_pkts", as->late_pkts);
-        sn_json_u64(j, "forced_settles", as->forced_settles);
+        sn_json_u64(j, "windows_closed", s.agg.windows_closed);
+        sn_json_u64(j, "emitted", s.agg.fingerprints);
+        sn_json_u64(j, "flows_pool_full", s.agg.flows_pool_full);
+        sn_json_u64(j, "overflow_entries", s.agg.overflow_entries);
+        sn_json_u64(j, "overflow_pkts", s.agg.overflow_pkts);
+        sn_json_u64(j, "late_pkts", s.agg.late_pkts);
+        sn_json_u64(j, "forced_settles", s.agg.forced_settles);
         sn_json_obj_end(j);
     }
     if (p->geo) {
-        struct sn_geo_stats gs;
-        sn_geo_get_stats(p->geo, &gs);
         sn_json_obj_begin(j, "geo");
-        sn_json_u64(j, "lookups", gs.lookups);
-        sn_json_u64(j, "cache_hits", gs.cache_hits);
-        sn_json_u64(j, "not_found", gs.not_found);
-        sn_json_u64(j, "errors", gs.errors);
+        sn_json_u64(j, "lookups", s.geo.lookups);
+        sn_json_u64(j, "cache_hits", s.geo.cache_hits);
+        sn_json_u64(j, "not_found", s.geo.not_found);
+        sn_json_u64(j, "errors", s.geo.errors);
         sn_json_obj_end(j);
     }
     sn_json_obj_begin(j, "records");
-    sn_json_u64(j, "flow", p->records[SN_REC_FLOW]);
-    sn_json_u64(j, "fingerprint", p->records[SN_REC_FINGERPRINT]);
+    sn_json_u64(j, "flow", s.records[SN_REC_FLOW]);
+    sn_json_u64(j, "fingerprint", s.records[SN_REC_FINGERPRINT]);
     sn_json_obj_end(j);
     end_record(p, SN_REC_STATS, NULL, 0);
 }
 
-void sn_pipeline_finish(struct sn_pipeline *p)
+void sn_pipeline_finish_records(struct sn_pipeline *p)
 {
     sn_flow_flush(p->flows);
     if (p->agg)
         sn_agg_finish(p->agg);
-    emit_stats(p);
 }
 
-void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out)
+void sn_pipeline_finish(struct sn_pipeline *p)
 {
-    const struct sn_decode_stats *d = &p->dec.st;
+    sn_pipeline_finish_records(p);
+    emit_stats(&p, 1);
+}
+
+void sn_pipeline_emit_stats_sum(struct sn_pipeline *const *ps, unsigned n)
+{
+    if (n)
+        emit_stats(ps, n);
+}
+
+void sn_pipeline_advance(struct sn_pipeline *p, int64_t now_us)
+{
+    if (now_us > p->now_us)
+        p->now_us = now_us;
+    /* Every call, as every packet of a single pipeline does: flows created since the clock
+     * last moved may already be past their timeout (input files out of time order). */
+    sn_flow_expire(p->flows, p->now_us, 0);
+    if (p->agg)
+        sn_agg_advance(p->agg, p->now_us);
+}
+
+void sn_pipeline_print_stats_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
+{
+    if (!n)
+        return;
+    const struct sn_pipeline *p = ps[0];
+    struct stats_sum s;
+    sum_stats(ps, n, &s);
+    const struct sn_decode_stats *d = &s.dec;
     fprintf(out, "packets %" PRIu64 "\n", d->packets);
     fprintf(out, "ipv4 %" PRIu64 "\nipv6 %" PRIu64 "\ntcp %" PRIu64 "\nudp %" PRIu64 "\n", d->ipv4,
             d->ipv6, d->tcp, d->udp);
@@ -657,14 +772,20 @@ void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out)
     for (int r = 1; r < SN_DEC_REASON_MAX; r++)
         fprintf(out, "decode.%s %" PRIu64 "\n", sn_decode_reason_name((enum sn_decode_reason)r),
                 d->reason[r]);
-    const struct sn_flow_stats *fs = sn_flow_stats(p->flows);
-    fprintf(out, "flows.created %" PRIu64 "\nflows.evicted %" PRIu64 "\n", fs->created, fs->evicted);
+    fprintf(out, "flows.created %" PRIu64 "\nflows.evicted %" PRIu64 "\n", s.fl.created,
+            s.fl.evicted);
     fprintf(out, "records.flow %" PRIu64 "\nrecords.fingerprint %" PRIu64 "\n",
-            p->records[SN_REC_FLOW], p->records[SN_REC_FINGERPRINT]);
-    fprintf(out, "sink.errors %" PRIu64 "\n", p->sink_errors);
+            s.records[SN_REC_FLOW], s.records[SN_REC_FINGERPRINT]);
+    fprintf(out, "sink.errors %" PRIu64 "\n", s.sink_errors);
     for (unsigned i = 0; i < p->n_inputs; i++)
         fprintf(out, "input %s packets %" PRIu64 "%s\n", p->inputs[i].path, p->inputs[i].packets,
                 p->inputs[i].truncated ? " truncated" : "");
+}
+
+void sn_pipeline_print_stats(const struct sn_pipeline *p, FILE *out)
+{
+    struct sn_pipeline *one = (struct sn_pipeline *)p;
+    sn_pipeline_print_stats_sum(&one, 1, out);
 }
 
 static void metric(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
@@ -673,21 +794,23 @@ static void metric(FILE *out, const char *name, const char *type, const char *he
             name, help, name, type, name, v);
 }
 
-void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out)
+void sn_pipeline_metrics_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
 {
-    const struct sn_decode_stats *d = &p->dec.st;
-    const struct sn_flow_stats *fs = sn_flow_stats(p->flows);
+    if (!n)
+        return;
+    const struct sn_pipeline *p = ps[0];
+    struct stats_sum s;
+    sum_stats(ps, n, &s);
+    const struct sn_decode_stats *d = &s.dec;
     metric(out, "packets_total", "counter", "Packets read from the capture.", d->packets);
-    metric(out, "bytes_total", "counter", "Bytes (on the wire) read from the capture.", p->bytes);
-    metric(out, "reloads_total", "counter", "Successful SIGHUP reloads.", p->reloads);
+    metric(out, "bytes_total", "counter", "Bytes (on the wire) read from the capture.", s.bytes);
+    metric(out, "reloads_total", "counter", "Successful SIGHUP reloads.", s.reloads);
     metric(out, "reload_errors_total", "counter", "Failed reloads (old rules/databases kept).",
-           p->reload_errors);
+           s.reload_errors);
     if (p->geo) {
-        struct sn_geo_stats gs;
-        sn_geo_get_stats(p->geo, &gs);
-        metric(out, "geo_lookups_total", "counter", "Geo/ASN lookups.", gs.lookups);
+        metric(out, "geo_lookups_total", "counter", "Geo/ASN lookups.", s.geo.lookups);
         metric(out, "geo_cache_hits_total", "counter", "Geo/ASN lookups served by the cache.",
-               gs.cache_hits);
+               s.geo.cache_hits);
     }
     fprintf(out, "# HELP spanprint_drops_total Packets lost or not decoded, by cause.\n"
                  "# TYPE spanprint_drops_total counter\n");
@@ -696,16 +819,22 @@ void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out)
     for (int r = 1; r < SN_DEC_REASON_MAX; r++)
         fprintf(out, "spanprint_drops_total{cause=\"decode_%s\"} %" PRIu64 "\n",
                 sn_decode_reason_name((enum sn_decode_reason)r), d->reason[r]);
-    fprintf(out, "spanprint_drops_total{cause=\"sink\"} %" PRIu64 "\n", p->sink_errors);
-    metric(out, "flows_active", "gauge", "Flows in the flow table.", sn_flow_active(p->flows));
-    metric(out, "flows_created_total", "counter", "Flows created.", fs->created);
+    fprintf(out, "spanprint_drops_total{cause=\"sink\"} %" PRIu64 "\n", s.sink_errors);
+    metric(out, "flows_active", "gauge", "Flows in the flow table.", s.active);
+    metric(out, "flows_created_total", "counter", "Flows created.", s.fl.created);
     metric(out, "flows_evicted_total", "counter", "Flows evicted because the table was full.",
-           fs->evicted);
+           s.fl.evicted);
     fprintf(out, "# HELP spanprint_records_total Records written, by type.\n"
                  "# TYPE spanprint_records_total counter\n");
     for (int t = 0; t < SN_REC_TYPE_MAX; t++)
         fprintf(out, "spanprint_records_total{type=\"%s\"} %" PRIu64 "\n",
-                sn_rec_type_name((enum sn_rec_type)t), p->records[t]);
+                sn_rec_type_name((enum sn_rec_type)t), s.records[t]);
+}
+
+void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out)
+{
+    struct sn_pipeline *one = (struct sn_pipeline *)p;
+    sn_pipeline_metrics_sum(&one, 1, out);
 }
 
 uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p)

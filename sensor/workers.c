@@ -1,0 +1,862 @@
+#define SN_LOG_MOD "workers"
+#include "workers.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "agg.h"
+#include "config.h"
+#include "decode.h"
+#include "flow.h"
+#include "err.h"
+#include "log.h"
+#include "pipeline.h"
+#include "sink.h"
+
+/* ---- packet rings (reader -> worker) ----
+ *
+ * A byte ring of RING_BYTES (power of two) holding entries: a header and the frame bytes,
+ * each padded to 8 bytes. An entry never wraps: when it does not fit before the end of the
+ * buffer, the producer skips to the start (with a PAD entry when a header fits there).
+ * head/tail are byte positions that only grow; the producer publishes head every BATCH
+ * entries (or before it could block), the consumer publishes tail likewise. Sleeping uses a
+ * mutex and condition variables only when a ring is empty (worker) or full (reader).
+ */
+#ifndef SN_WORKERS_RING_BYTES
+#define SN_WORKERS_RING_BYTES (32u << 20)
+#endif
+#define RING_BYTES SN_WORKERS_RING_BYTES
+#define BATCH 64u
+#define MERGE_EVERY 256u
+/* A sleeping side is woken only once this much can be done (or at a flush point): fewer
+ * futex calls than waking for every batch. */
+#ifndef SN_WORKERS_WAKE_DIV
+#define SN_WORKERS_WAKE_DIV 4
+#endif
+#define WAKE_BYTES (RING_BYTES / SN_WORKERS_WAKE_DIV)
+#define CACHELINE 64
+
+enum ent_kind { E_PKT = 1, E_PAD, E_ADVANCE, E_RELOAD };
+
+struct ent {
+    uint32_t kind;
+    uint32_t size; /* whole entry, padded */
+    int32_t dlt;
+    uint32_t caplen, wirelen;
+    uint32_t pad_;
+    int64_t ts_us;
+    int64_t now_us; /* reader's clock before this packet */
+    uint64_t ord;
+};
+
+#define ORD_FINISH (UINT64_MAX - 1) /* records written at end of input */
+#define ORD_STATS UINT64_MAX        /* the stats record: last */
+
+/* ---- record queues (worker -> merger) ----
+ *
+ * A singly linked list of chunks. The worker appends records and publishes `used`; the
+ * merger reads up to `used` and, once it has seen `next`, recycles the chunk. Chunks of the
+ * standard size are recycled through a free list (a mutex per chunk, not per record).
+ */
+#define CHUNK_BYTES (256u << 10)
+
+struct chunk {
+    _Atomic(struct chunk *) next;
+    _Atomic size_t used;
+    size_t cap;
+    alignas(8) uint8_t data[];
+};
+
+struct rec {
+    uint64_t ord;
+    uint32_t type;
+    uint32_t keylen;
+    uint32_t len;
+    uint32_t pad_;
+};
+
+struct worker {
+    /* reader side (producer of packets, consumer of records) */
+    alignas(CACHELINE) uint64_t phead;  /* written up to here */
+    uint64_t tail_cache;                /* last tail seen */
+    unsigned pending;                   /* entries written, not yet published */
+    uint64_t pend_first_ord;            /* ord of the first unpublished entry */
+    uint64_t last_pub_ord;              /* ord of the last published entry */
+    uint64_t last_wr_ord;               /* ord of the last written entry */
+    uint64_t dispatched;                /* packets given to this worker */
+    struct chunk *rchunk;               /* merger's read position */
+    size_t rpos;
+
+    /* shared */
+    alignas(CACHELINE) _Atomic uint64_t head; /* published by the reader */
+    alignas(CACHELINE) _Atomic uint64_t tail; /* published by the worker */
+    _Atomic uint64_t done_ord;                /* last entry fully processed */
+    alignas(CACHELINE) _Atomic int cons_sleeping, prod_sleeping;
+    _Atomic bool closed; /* no more entries: finish */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_cons, cv_prod;
+
+    /* worker side */
+    alignas(CACHELINE) uint64_t ctail;
+    unsigned consumed; /* since the last tail publication */
+    uint64_t cur_ord;  /* tag for records produced now */
+    struct chunk *wchunk;
+
+    uint8_t *ring;
+    struct sn_pipeline *p;
+    struct sn_sink collector;
+    struct sn_workers *ws;
+    unsigned idx;
+    pthread_t thr;
+    bool started;
+};
+
+struct sn_workers {
+    const struct sn_config *cfg;
+    struct sn_sink *sink;
+    unsigned n;
+    struct worker *w[SN_WORKERS_MAX];
+    struct sn_pipeline *ps[SN_WORKERS_MAX];
+    struct sn_decode dec; /* the reader's, for sharding only (its counters are not reported) */
+    struct sn_flow_table *flows; /* the reader's, for flows with ambiguous ports only: which
+                                    end is the client, as the workers will see it */
+    unsigned prefix4, prefix6;
+    uint64_t ord;    /* last ordinal given out */
+    int64_t now_us;  /* highest packet time so far */
+    unsigned since_merge;
+    unsigned last_worker; /* the one that got the last packet */
+    bool agg;             /* fingerprints on: window closes are broadcast */
+    int64_t win_us, grace_us;
+    int64_t close_key; /* align_down(now - grace - 1, window) at the last broadcast */
+    uint64_t seq;    /* records written */
+    uint64_t sink_errors;
+    char *obuf;      /* record with "seq" inserted */
+    size_t obuf_cap;
+    bool finished;
+
+    /* input/capture bookkeeping, applied to pipeline 0 at finish */
+    struct {
+        char path[256];
+        int dlt;
+        uint64_t packets;
+        bool truncated;
+    } inputs[SN_CONFIG_MAX_INPUTS];
+    unsigned n_inputs;
+    bool live;
+    uint64_t cap_recv, cap_drop, cap_ifdrop;
+
+    /* free chunks */
+    pthread_mutex_t free_mu;
+    struct chunk *free_chunks;
+};
+
+/* ---- chunks ---- */
+
+static struct chunk *chunk_get(struct sn_workers *ws, size_t need)
+{
+    struct chunk *c = NULL;
+    if (need <= CHUNK_BYTES) {
+        pthread_mutex_lock(&ws->free_mu);
+        c = ws->free_chunks;
+        if (c)
+            ws->free_chunks = atomic_load_explicit(&c->next, memory_order_relaxed);
+        pthread_mutex_unlock(&ws->free_mu);
+    }
+    size_t cap = need <= CHUNK_BYTES ? CHUNK_BYTES : need;
+    if (!c) {
+        c = malloc(sizeof(*c) + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+    }
+    atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&c->used, 0, memory_order_relaxed);
+    return c;
+}
+
+static void chunk_put(struct sn_workers *ws, struct chunk *c)
+{
+    if (c->cap != CHUNK_BYTES) {
+        free(c);
+        return;
+    }
+    pthread_mutex_lock(&ws->free_mu);
+    atomic_store_explicit(&c->next, ws->free_chunks, memory_order_relaxed);
+    ws->free_chunks = c;
+    pthread_mutex_unlock(&ws->free_mu);
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* ---- collector sink: runs on the worker thread ---- */
+
+static int coll_open(struct sn_sink *s, const struct sn_config *cfg)
+{
+    (void)s;
+    (void)cfg;
+    return 0;
+}
+
+static int coll_emit(struct sn_sink *s, const struct sn_record *r)
+{
+    struct worker *w = s->priv;
+    size_t need = sizeof(struct rec) + align8(r->keylen + r->len);
+    struct chunk *c = w->wchunk;
+    size_t used = atomic_load_explicit(&c->used, memory_order_relaxed);
+    if (c->cap - used < need) {
+        struct chunk *nc = chunk_get(w->ws, need);
+        if (!nc) /* the pipeline counts it in its sink errors */
+            return SN_ERR(ENOMEM, "out of memory queueing a record");
+        atomic_store_explicit(&c->next, nc, memory_order_release);
+        w->wchunk = c = nc;
+        used = 0;
+    }
+    struct rec h = {.ord = w->cur_ord, .type = (uint32_t)r->type, .keylen = (uint32_t)r->keylen,
+                    .len = (uint32_t)r->len};
+    uint8_t *d = c->data + used;
+    memcpy(d, &h, sizeof(h));
+    if (r->keylen)
+        memcpy(d + sizeof(h), r->key, r->keylen);
+    memcpy(d + sizeof(h) + r->keylen, r->data, r->len);
+    atomic_store_explicit(&c->used, used + need, memory_order_release);
+    return 0;
+}
+
+static int coll_flush(struct sn_sink *s, int timeout_ms)
+{
+    (void)s;
+    (void)timeout_ms;
+    return 0;
+}
+
+static void coll_close(struct sn_sink *s)
+{
+    (void)s;
+}
+
+static const struct sn_sink_ops collector_ops = {
+    .name = "collector", .open = coll_open, .emit = coll_emit, .flush = coll_flush,
+    .close = coll_close};
+
+/* ---- worker thread ---- */
+
+static void wake(pthread_mutex_t *mu, pthread_cond_t *cv, _Atomic int *sleeping)
+{
+    if (atomic_load(sleeping)) {
+        pthread_mutex_lock(mu);
+        pthread_cond_signal(cv);
+        pthread_mutex_unlock(mu);
+    }
+}
+
+/* idle: the ring is empty (always wake a waiting reader). */
+static void publish_tail(struct worker *w, uint64_t last_ord, bool idle)
+{
+    atomic_store_explicit(&w->done_ord, last_ord, memory_order_release);
+    atomic_store(&w->tail, w->ctail);
+    w->consumed = 0;
+    if (idle || RING_BYTES - (atomic_load_explicit(&w->head, memory_order_relaxed) - w->ctail) >=
+                    RING_BYTES / 4)
+        wake(&w->mu, &w->cv_prod, &w->prod_sleeping);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t last_ord = 0;
+    uint64_t head = 0;
+    for (;;) {
+        if (w->ctail == head) {
+            head = atomic_load_explicit(&w->head, memory_order_acquire);
+            if (w->ctail == head) {
+                publish_tail(w, last_ord, true);
+                pthread_mutex_lock(&w->mu);
+                atomic_store(&w->cons_sleeping, 1);
+                while (atomic_load(&w->head) == w->ctail && !atomic_load(&w->closed))
+                    pthread_cond_wait(&w->cv_cons, &w->mu);
+                atomic_store(&w->cons_sleeping, 0);
+                pthread_mutex_unlock(&w->mu);
+                head = atomic_load_explicit(&w->head, memory_order_acquire);
+                if (w->ctail == head)
+                    break; /* closed and drained */
+            }
+        }
+        size_t off = (size_t)(w->ctail & (RING_BYTES - 1));
+        size_t rem = RING_BYTES - off;
+        if (rem < sizeof(struct ent)) {
+            w->ctail += rem;
+            continue;
+        }
+        struct ent e;
+        memcpy(&e, w->ring + off, sizeof(e));
+        switch (e.kind) {
+        case E_PKT:
+            w->cur_ord = e.ord;
+            sn_pipeline_advance(w->p, e.now_us);
+            sn_pipeline_packet(w->p, e.dlt, w->ring + off + sizeof(e), e.caplen, e.wirelen,
+                               e.ts_us);
+            break;
+        case E_ADVANCE:
+            w->cur_ord = e.ord;
+            sn_pipeline_advance(w->p, e.now_us);
+            break;
+        case E_RELOAD:
+            w->cur_ord = e.ord;
+            sn_pipeline_reload(w->p);
+            break;
+        default: /* E_PAD */
+            break;
+        }
+        if (e.kind != E_PAD)
+            last_ord = e.ord;
+        w->ctail += e.size;
+        if (++w->consumed >= BATCH)
+            publish_tail(w, last_ord, false);
+    }
+    w->cur_ord = ORD_FINISH;
+    sn_pipeline_finish_records(w->p);
+    publish_tail(w, ORD_FINISH, true);
+    return NULL;
+}
+
+/* ---- reader side ---- */
+
+/* force: wake a sleeping worker whatever the backlog (end of input, ticks, ring full). */
+static void publish_head(struct worker *w, bool force)
+{
+    if (w->pending) {
+        w->last_pub_ord = w->last_wr_ord;
+        w->pend_first_ord = 0;
+        w->pending = 0;
+        atomic_store(&w->head, w->phead);
+    }
+    if (force || w->phead - atomic_load_explicit(&w->tail, memory_order_relaxed) >= WAKE_BYTES)
+        wake(&w->mu, &w->cv_cons, &w->cons_sleeping);
+}
+
+/* Room for an entry of `size` bytes (header included) at the producer position; skips to
+ * the start of the buffer when it does not fit before the end. Waits while the ring is
+ * full. Returns where to write. */
+static uint8_t *reserve(struct worker *w, size_t size)
+{
+    size_t off = (size_t)(w->phead & (RING_BYTES - 1));
+    size_t rem = RING_BYTES - off;
+    size_t skip = rem < size ? rem : 0;
+    uint64_t need_end = w->phead + skip + size;
+    if (need_end - w->tail_cache > RING_BYTES) {
+        w->tail_cache = atomic_load_explicit(&w->tail, memory_order_acquire);
+        if (need_end - w->tail_cache > RING_BYTES) {
+            publish_head(w, true);
+            pthread_mutex_lock(&w->mu);
+            atomic_store(&w->prod_sleeping, 1);
+            while (need_end - (w->tail_cache = atomic_load(&w->tail)) > RING_BYTES)
+                pthread_cond_wait(&w->cv_prod, &w->mu);
+            atomic_store(&w->prod_sleeping, 0);
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    if (skip) {
+        if (skip >= sizeof(struct ent)) {
+            struct ent pad = {.kind = E_PAD, .size = (uint32_t)skip};
+            memcpy(w->ring + off, &pad, sizeof(pad));
+        }
+        w->phead += skip;
+    }
+    return w->ring + (size_t)(w->phead & (RING_BYTES - 1));
+}
+
+static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data)
+{
+    uint8_t *dst = reserve(w, e->size);
+    memcpy(dst, e, sizeof(*e));
+    if (e->caplen)
+        memcpy(dst + sizeof(*e), data, e->caplen);
+    w->phead += e->size;
+    if (!w->pending++)
+        w->pend_first_ord = e->ord;
+    w->last_wr_ord = e->ord;
+    if (w->pending >= BATCH)
+        publish_head(w, false);
+}
+
+/* Everything worker w can still produce has an ordinal above the returned one. */
+static uint64_t low_mark(const struct sn_workers *ws, const struct worker *w)
+{
+    uint64_t done = atomic_load_explicit(&w->done_ord, memory_order_acquire);
+    if (done == ORD_FINISH)
+        return ORD_STATS;
+    if (done != w->last_pub_ord)
+        return done; /* still working on published entries */
+    if (w->pending)
+        return w->pend_first_ord - 1;
+    return ws->ord; /* caught up: later entries get later ordinals */
+}
+
+/* The next record of worker w's queue, or NULL. */
+static const struct rec *peek(struct sn_workers *ws, struct worker *w)
+{
+    for (;;) {
+        struct chunk *c = w->rchunk;
+        size_t used = atomic_load_explicit(&c->used, memory_order_acquire);
+        if (w->rpos < used)
+            return (const struct rec *)(c->data + w->rpos);
+        struct chunk *nx = atomic_load_explicit(&c->next, memory_order_acquire);
+        if (!nx)
+            return NULL;
+        /* the worker wrote all of c before linking nx */
+        used = atomic_load_explicit(&c->used, memory_order_acquire);
+        if (w->rpos < used)
+            continue;
+        w->rchunk = nx;
+        w->rpos = 0;
+        chunk_put(ws, c);
+    }
+}
+
+static void write_record(struct sn_workers *ws, const struct rec *h)
+{
+    const char *key = (const char *)(h + 1);
+    const char *data = key + h->keylen;
+    size_t len = h->len;
+    ws->seq++;
+    /* Insert "seq" after "schema":N, where a single pipeline writes it. */
+    const char *at = NULL;
+    size_t scan = len < 96 ? len : 96;
+    static const char pat[] = "\"schema\":";
+    const char *sch = memmem(data, scan, pat, sizeof(pat) - 1);
+    if (sch) {
+        at = sch + sizeof(pat) - 1;
+        while (at < data + len && *at >= '0' && *at <= '9')
+            at++;
+    }
+    const char *out = data;
+    size_t olen = len;
+    if (at) {
+        char num[40];
+        int nl = snprintf(num, sizeof(num), ",\"seq\":%" PRIu64, ws->seq);
+        size_t need = len + (size_t)nl;
+        if (need > ws->obuf_cap) {
+            size_t cap = ws->obuf_cap ? ws->obuf_cap : 4096;
+            while (cap < need)
+                cap *= 2;
+            char *nb = realloc(ws->obuf, cap);
+            if (!nb) {
+                ws->sink_errors++;
+                return;
+            }
+            ws->obuf = nb;
+            ws->obuf_cap = cap;
+        }
+        size_t pre = (size_t)(at - data);
+        memcpy(ws->obuf, data, pre);
+        memcpy(ws->obuf + pre, num, (size_t)nl);
+        memcpy(ws->obuf + pre + (size_t)nl, at, len - pre);
+        out = ws->obuf;
+        olen = need;
+    }
+    struct sn_record r = {.type = (enum sn_rec_type)h->type, .key = h->keylen ? key : NULL,
+                          .keylen = h->keylen, .data = out, .len = olen, .seq = ws->seq};
+    if (ws->sink->ops->emit(ws->sink, &r)) {
+        ws->sink_errors++;
+        sn_log_ratelimited(SN_LOG_ERROR, "%s", sn_err_last());
+    }
+}
+
+/* Writes, in (ordinal, worker) order, every queued record whose ordinal is <= bound. */
+static void merge_upto(struct sn_workers *ws, uint64_t bound)
+{
+    const struct rec *heads[SN_WORKERS_MAX];
+    for (unsigned i = 0; i < ws->n; i++)
+        heads[i] = peek(ws, ws->w[i]);
+    for (;;) {
+        int best = -1;
+        for (unsigned i = 0; i < ws->n; i++)
+            if (heads[i] && heads[i]->ord <= bound &&
+                (best < 0 || heads[i]->ord < heads[best]->ord))
+                best = (int)i;
+        if (best < 0)
+            return;
+        struct worker *w = ws->w[best];
+        const struct rec *h = heads[best];
+        write_record(ws, h);
+        w->rpos += sizeof(*h) + align8((size_t)h->keylen + h->len);
+        heads[best] = peek(ws, w);
+    }
+}
+
+static void merge_ready(struct sn_workers *ws)
+{
+    uint64_t bound = UINT64_MAX;
+    for (unsigned i = 0; i < ws->n; i++) {
+        uint64_t lo = low_mark(ws, ws->w[i]);
+        if (lo < bound)
+            bound = lo;
+    }
+    if (bound >= ORD_FINISH)
+        bound = ORD_FINISH - 1; /* end-of-input records only once all are in (finish) */
+    merge_upto(ws, bound);
+}
+
+/* ---- shard ---- */
+
+static uint32_t hash_addr(const struct sn_addr *a)
+{
+    /* FNV-1a over the family and address bytes, then a final mix. */
+    uint32_t h = 2166136261u ^ a->family;
+    size_t n = a->family == 4 ? 4 : 16;
+    for (size_t i = 0; i < n; i++) {
+        h ^= a->a[i];
+        h *= 16777619u;
+    }
+    h ^= h >> 16;
+    h *= 0x45d9f3bu;
+    h ^= h >> 16;
+    return h;
+}
+
+unsigned sn_workers_shard(const struct sn_addr *src, uint16_t sport, const struct sn_addr *dst,
+                          uint16_t dport, unsigned prefix4, unsigned prefix6, unsigned n)
+{
+    if (n <= 1)
+        return 0;
+    const struct sn_addr *c;
+    if (sport != dport)
+        c = sport > dport ? src : dst;
+    else
+        c = sn_addr_cmp(src, dst) <= 0 ? src : dst;
+    struct sn_addr k = *c;
+    unsigned bits = k.family == 4 ? prefix4 : prefix6;
+    if (bits < (k.family == 4 ? 32u : 128u))
+        sn_addr_mask(&k, bits);
+    return hash_addr(&k) % n;
+}
+
+static unsigned pick(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                     uint32_t wirelen, int64_t ts_us)
+{
+    struct sn_pkt pkt;
+    if (sn_decode_packet(&ws->dec, dlt, data, caplen, wirelen, ts_us, &pkt) != SN_DEC_OK)
+        return 0; /* not a flow: counted by worker 0's decoder */
+    if ((pkt.sport < 1024) == (pkt.dport < 1024)) {
+        /* Ambiguous ports (both below 1024 or both not, or none: ICMP, non-first fragments):
+         * the client is the SYN or first sender (flow.h), which only a flow table knows.
+         * Such flows carry a small share of the traffic, so the reader keeps a table for
+         * them (same size and timeouts as the workers': it forgets a flow no sooner). With
+         * one port below 1024, the other side is the client (flow.h's rule for UDP and for
+         * TCP flows first seen mid-stream; almost always the SYN sender too). */
+        int dir;
+        bool is_new;
+        sn_flow_expire(ws->flows, ws->now_us, 0);
+        struct sn_flow *f = sn_flow_packet(ws->flows, &pkt, &dir, &is_new);
+        if (f)
+            return sn_workers_shard(&f->client, 1, &f->server, 0, ws->prefix4, ws->prefix6,
+                                    ws->n);
+    }
+    return sn_workers_shard(&pkt.src, pkt.sport, &pkt.dst, pkt.dport, ws->prefix4, ws->prefix6,
+                            ws->n);
+}
+
+/* ---- API ---- */
+
+static void broadcast(struct sn_workers *ws, enum ent_kind kind, int64_t now_us, int skip);
+
+static int64_t floor_to(int64_t t, int64_t w)
+{
+    int64_t r = t % w;
+    return t - (r < 0 ? r + w : r);
+}
+
+static void worker_free(struct worker *w)
+{
+    if (!w)
+        return;
+    sn_pipeline_free(w->p);
+    /* the read and write chunk lists are one list from rchunk on */
+    struct chunk *c = w->rchunk;
+    while (c) {
+        struct chunk *nx = atomic_load(&c->next);
+        free(c);
+        c = nx;
+    }
+    free(w->ring);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_cons);
+    pthread_cond_destroy(&w->cv_prod);
+    free(w);
+}
+
+static void stop_threads(struct sn_workers *ws)
+{
+    for (unsigned i = 0; i < ws->n; i++) {
+        struct worker *w = ws->w[i];
+        if (!w || !w->started)
+            continue;
+        publish_head(w, false);
+        pthread_mutex_lock(&w->mu);
+        atomic_store(&w->closed, true);
+        pthread_cond_signal(&w->cv_cons);
+        pthread_mutex_unlock(&w->mu);
+    }
+    for (unsigned i = 0; i < ws->n; i++) {
+        struct worker *w = ws->w[i];
+        if (w && w->started) {
+            pthread_join(w->thr, NULL);
+            w->started = false;
+        }
+    }
+}
+
+struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *sink, unsigned n,
+                                  bool *is_config)
+{
+    *is_config = false;
+    if (n < 2 || n > SN_WORKERS_MAX) {
+        *is_config = true;
+        SN_ERR(SN_ECONFIG, "--workers: %u is not in 2..%u", n, SN_WORKERS_MAX);
+        return NULL;
+    }
+    struct sn_workers *ws = calloc(1, sizeof(*ws));
+    if (!ws) {
+        SN_ERR(ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&ws->free_mu, NULL);
+    ws->cfg = cfg;
+    ws->sink = sink;
+    sn_decode_init(&ws->dec);
+    ws->prefix4 = ws->prefix6 = 128;
+    enum sn_client_key ck;
+    if (sn_agg_parse_client_key(cfg->client_key, &ck) == 0 && ck == SN_CLIENT_PREFIX) {
+        ws->prefix4 = cfg->client_prefix4 ? cfg->client_prefix4 : SN_AGG_DEFAULT_PREFIX4;
+        ws->prefix6 = cfg->client_prefix6 ? cfg->client_prefix6 : SN_AGG_DEFAULT_PREFIX6;
+    }
+    if (!cfg->no_fingerprints) {
+        /* the window and grace as agg.c takes them */
+        unsigned win = cfg->window ? cfg->window : SN_AGG_DEFAULT_WINDOW_S;
+        unsigned grace = cfg->window_grace >= win ? win - 1 : cfg->window_grace;
+        ws->agg = true;
+        ws->win_us = (int64_t)win * 1000000;
+        ws->grace_us = (int64_t)grace * 1000000;
+        ws->close_key = INT64_MIN;
+    }
+    struct sn_flow_cfg fc = {.max = cfg->flow_max,
+                             .idle_s = cfg->flow_idle_timeout,
+                             .active_s = cfg->flow_active_timeout,
+                             .vlan_key = cfg->flow_vlan_key};
+    if (!(ws->flows = sn_flow_table_new(&fc)))
+        goto fail;
+    struct sn_pipeline_opts opts = {.no_seq = true};
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w =
+            aligned_alloc(CACHELINE, (sizeof(*w) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+        if (!w)
+            goto nomem;
+        memset(w, 0, sizeof(*w));
+        ws->w[i] = w;
+        ws->n = i + 1;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv_cons, NULL);
+        pthread_cond_init(&w->cv_prod, NULL);
+        w->ws = ws;
+        w->idx = i;
+        w->ring = malloc(RING_BYTES);
+        w->wchunk = w->rchunk = chunk_get(ws, CHUNK_BYTES);
+        if (!w->ring || !w->wchunk)
+            goto nomem;
+        w->collector.ops = &collector_ops;
+        w->collector.priv = w;
+        /* nDPI modules are created one after the other, on this thread (classify.h). */
+        w->p = sn_pipeline_new_opts(cfg, &w->collector, &opts, is_config);
+        if (!w->p)
+            goto fail;
+        ws->ps[i] = w->p;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = ws->w[i];
+        int rc = pthread_create(&w->thr, NULL, worker_main, w);
+        if (rc) {
+            SN_ERR(rc, "pthread_create: %s", strerror(rc));
+            goto fail;
+        }
+        w->started = true;
+    }
+    return ws;
+nomem:
+    SN_ERR(ENOMEM, "out of memory (%u workers)", n);
+fail:
+    sn_workers_free(ws);
+    return NULL;
+}
+
+void sn_workers_free(struct sn_workers *ws)
+{
+    if (!ws)
+        return;
+    stop_threads(ws);
+    for (unsigned i = 0; i < ws->n; i++)
+        worker_free(ws->w[i]);
+    struct chunk *c = ws->free_chunks;
+    while (c) {
+        struct chunk *nx = atomic_load(&c->next);
+        free(c);
+        c = nx;
+    }
+    pthread_mutex_destroy(&ws->free_mu);
+    sn_flow_table_free(ws->flows);
+    free(ws->obuf);
+    free(ws);
+}
+
+void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                       uint32_t wirelen, int64_t ts_us)
+{
+    if (caplen > RING_BYTES / 4)
+        caplen = RING_BYTES / 4; /* never: snaplen is at most 262144 */
+    unsigned i = pick(ws, dlt, data, caplen, wirelen, ts_us);
+    struct worker *w = ws->w[i];
+    ws->last_worker = i;
+    struct ent e = {.kind = E_PKT,
+                    .size = (uint32_t)align8(sizeof(struct ent) + caplen),
+                    .dlt = dlt,
+                    .caplen = caplen,
+                    .wirelen = wirelen,
+                    .ts_us = ts_us,
+                    .now_us = ws->now_us,
+                    .ord = ++ws->ord};
+    bool moved = ts_us > ws->now_us;
+    if (moved)
+        ws->now_us = ts_us;
+    w->dispatched++;
+    put_entry(w, &e, data);
+    /* A single pipeline closes fingerprint windows at the first packet past end + grace,
+     * after that packet's flow timeouts and before later ones: so must every worker, or a
+     * flow timing out just after a close would settle differently. The packet's own worker
+     * does it while processing it; the others get the clock now. */
+    if (moved && ws->agg) {
+        int64_t key = floor_to(ws->now_us - ws->grace_us - 1, ws->win_us);
+        if (key > ws->close_key) {
+            bool first = ws->close_key == INT64_MIN;
+            ws->close_key = key;
+            if (!first)
+                broadcast(ws, E_ADVANCE, ws->now_us, (int)i);
+        }
+    }
+    if (++ws->since_merge >= MERGE_EVERY) {
+        ws->since_merge = 0;
+        merge_ready(ws);
+    }
+}
+
+/* An entry for every worker except `skip` (-1: none). */
+static void broadcast(struct sn_workers *ws, enum ent_kind kind, int64_t now_us, int skip)
+{
+    uint64_t ord = ++ws->ord;
+    for (unsigned i = 0; i < ws->n; i++) {
+        if ((int)i == skip)
+            continue;
+        struct ent e = {.kind = kind, .size = sizeof(struct ent), .now_us = now_us, .ord = ord};
+        put_entry(ws->w[i], &e, NULL);
+        publish_head(ws->w[i], true);
+    }
+    merge_ready(ws);
+}
+
+void sn_workers_tick(struct sn_workers *ws, int64_t now_us)
+{
+    if (now_us > ws->now_us)
+        ws->now_us = now_us;
+    broadcast(ws, E_ADVANCE, ws->now_us, -1);
+}
+
+void sn_workers_reload(struct sn_workers *ws)
+{
+    broadcast(ws, E_RELOAD, ws->now_us, -1);
+}
+
+void sn_workers_capture_stats(struct sn_workers *ws, uint64_t recv, uint64_t drop,
+                              uint64_t ifdrop)
+{
+    ws->live = true;
+    ws->cap_recv = recv;
+    ws->cap_drop = drop;
+    ws->cap_ifdrop = ifdrop;
+}
+
+void sn_workers_input_begin(struct sn_workers *ws, const char *path, int dlt)
+{
+    if (ws->n_inputs >= sizeof(ws->inputs) / sizeof(ws->inputs[0]))
+        return;
+    snprintf(ws->inputs[ws->n_inputs].path, sizeof(ws->inputs[0].path), "%s", path);
+    ws->inputs[ws->n_inputs].dlt = dlt;
+    ws->inputs[ws->n_inputs].packets = 0;
+    ws->inputs[ws->n_inputs].truncated = false;
+    ws->n_inputs++;
+}
+
+void sn_workers_input_end(struct sn_workers *ws, uint64_t packets, bool truncated)
+{
+    if (!ws->n_inputs)
+        return;
+    ws->inputs[ws->n_inputs - 1].packets = packets;
+    ws->inputs[ws->n_inputs - 1].truncated = truncated;
+    for (unsigned i = 0; i < ws->n; i++)
+        publish_head(ws->w[i], true);
+}
+
+void sn_workers_finish(struct sn_workers *ws)
+{
+    if (ws->finished)
+        return;
+    /* A single pipeline's last packet ended the flows past their timeout at the latest
+     * packet time (before it was counted): do the same in every other worker. */
+    if (ws->ord)
+        broadcast(ws, E_ADVANCE, ws->now_us, (int)ws->last_worker);
+    stop_threads(ws); /* each worker drains its ring, then ends its flows and windows */
+    merge_upto(ws, ORD_FINISH);
+    struct sn_pipeline *p0 = ws->ps[0];
+    for (unsigned i = 0; i < ws->n_inputs; i++) {
+        sn_pipeline_input_begin(p0, ws->inputs[i].path, ws->inputs[i].dlt);
+        sn_pipeline_input_end(p0, ws->inputs[i].packets, ws->inputs[i].truncated);
+    }
+    if (ws->live)
+        sn_pipeline_capture_stats(p0, ws->cap_recv, ws->cap_drop, ws->cap_ifdrop);
+    ws->w[0]->cur_ord = ORD_STATS;
+    sn_pipeline_emit_stats_sum(ws->ps, ws->n);
+    merge_upto(ws, ORD_STATS);
+    ws->finished = true;
+}
+
+void sn_workers_print_stats(const struct sn_workers *ws, FILE *out)
+{
+    if (ws->finished)
+        sn_pipeline_print_stats_sum((struct sn_pipeline *const *)ws->ps, ws->n, out);
+    else
+        fprintf(out, "packets %" PRIu64 "\n", ws->dec.st.packets);
+    for (unsigned i = 0; i < ws->n; i++)
+        fprintf(out, "worker.%u.packets %" PRIu64 "\n", i, ws->w[i]->dispatched);
+    fprintf(out, "worker.records_written %" PRIu64 "\n", ws->seq);
+}
+
+void sn_workers_metrics(const struct sn_workers *ws, FILE *out)
+{
+    if (ws->finished)
+        sn_pipeline_metrics_sum((struct sn_pipeline *const *)ws->ps, ws->n, out);
+}
+
+uint64_t sn_workers_sink_errors(const struct sn_workers *ws)
+{
+    uint64_t n = ws->sink_errors;
+    for (unsigned i = 0; i < ws->n; i++)
+        if (ws->finished && ws->ps[i])
+            n += sn_pipeline_sink_errors(ws->ps[i]);
+    return n;
+}
