@@ -71,6 +71,7 @@ struct sn_config {
     char *pseudonym_key; /* file holding the HMAC key */
     bool pseudonym_prefix_preserving;
     bool no_fingerprints;
+    bool no_tls; /* no TLS parsing (benchmarks: the cost of the TLS stage) */
     bool no_flows;       /* fingerprints only */
 
     /* kafka */

@@ -53,6 +53,7 @@ static const struct key keys[] = {
     {"flow-vlan-key", 0, K_BOOL, F(flow_vlan_key), "true", 0, 1, NULL, "VLAN id is part of the flow key"},
     {"tls-reasm-cap", 0, K_UINT, F(tls_reasm_cap), "16384", 1024, 1048576, "BYTES",
      "TLS handshake bytes buffered per direction"},
+    {"no-tls", 0, K_BOOL, F(no_tls), "false", 0, 1, NULL, "turn TLS parsing off (no tls object)"},
     {"tls-first-records", 0, K_UINT, F(tls_first_records), "8", 0, 64, "N", "sizes of the first N TLS records kept"},
     {"ndpi-max-pkts", 0, K_UINT, F(ndpi_max_pkts), "24", 1, 1000, "N", "packets per flow fed to nDPI at most"},
     {"no-ndpi", 0, K_BOOL, F(no_ndpi), "false", 0, 1, NULL, "turn nDPI classification off"},

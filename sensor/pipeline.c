@@ -192,7 +192,7 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
         end = start;
     sn_json_ts(j, "start", start);
     sn_json_ts(j, "end", end);
-    sn_json_dbl(j, "duration", (double)(end - start) / 1e6, 6);
+    sn_json_ts(j, "duration", end - start); /* seconds with 6 decimals, like the times */
     if (why == SN_FLOW_END_ACTIVE || f->records) {
         sn_json_ts(j, "flow_start", f->first_us);
         sn_json_u64(j, "part", f->records + 1);
@@ -213,8 +213,13 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
         sn_json_str(j, "type", sn_decode_tunnel_name((enum sn_tunnel)f->tunnel));
         if (f->tunnel_id)
             sn_json_u64(j, "id", f->tunnel_id);
-        sn_json_str(j, "outer_src", sn_addr_str(&f->outer_src, buf, sizeof(buf)));
-        sn_json_str(j, "outer_dst", sn_addr_str(&f->outer_dst, buf, sizeof(buf)));
+        /* The outer addresses are usually the mirroring infrastructure, but an IP-in-IP or
+         * GRE tunnel can start at the client itself: with pseudonymisation on they are left
+         * out rather than risk writing a client address. */
+        if (!p->pseudo) {
+            sn_json_str(j, "outer_src", sn_addr_str(&f->outer_src, buf, sizeof(buf)));
+            sn_json_str(j, "outer_dst", sn_addr_str(&f->outer_dst, buf, sizeof(buf)));
+        }
         sn_json_obj_end(j);
     }
     if (f->cls)
@@ -462,7 +467,7 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
     if (is_new) {
         if (p->cls)
             f->cls = sn_classify_flow_new(p->cls);
-        if (pkt.proto == 6)
+        if (pkt.proto == 6 && !p->cfg->no_tls)
             f->tls = sn_tls_new(&p->tls_cfg, &p->tls_st);
         if (p->agg) {
             struct sn_agg_flowinfo fi = {.client = f->client, .server = f->server,

@@ -55,4 +55,6 @@ check_eq "missing nDPI protocols file: exit 2" 2 "$rc"
 check "missing nDPI protocols file: named" grep -q 'nope.txt' "$TMP/e"
 "$SP" -r "$P/latest.pcapng" --no-ndpi --sensor-id t >"$TMP/nondpi.jsonl"
 check "--no-ndpi: no app object" bash -c "! grep -q '\"app\":' '$TMP/nondpi.jsonl'"
+"$SP" -r "$P/latest.pcapng" --no-tls --sensor-id t >"$TMP/notls.jsonl"
+check "--no-tls: no flow has a tls object" bash -c "! grep '\"type\":\"flow\"' '$TMP/notls.jsonl' | grep -q '\"tls\":'"
 finish

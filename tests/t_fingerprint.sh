@@ -64,6 +64,8 @@ import json
 ids=[r['client']['id'] for r in map(json.loads, open('$TMP/pp.jsonl')) if r['type']=='fingerprint']
 print(len({i.rsplit('.',1)[0] for i in ids}))")" -eq 3
 check "prefix-preserving: no client address is written" bash -c "! grep -Eq '\"(1\.128\.0|12\.81\.92|31\.224\.0)\.' '$TMP/pp.jsonl'"
+"$SP" -r "$P/gre-erspan-vxlan.pcap" --sensor-id t --pseudonym-key "$TMP/k1" >"$TMP/tun.jsonl"
+check "pseudonyms: tunnel outer addresses are left out" bash -c "grep -q '\"tunnel\":{\"type\"' '$TMP/tun.jsonl' && ! grep -q 'outer_src' '$TMP/tun.jsonl'"
 run_err=$("$SP" -r "$FP/bulk_download.pcap" --pseudonym-key "$TMP/missing" 2>&1); rc=$?
 check_eq "missing pseudonym key file exits 2" 2 "$rc"
 
