@@ -129,6 +129,26 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, struct 
     free(buf);
 }
 
+/* SIGUSR1: counters to stderr; SIGHUP: reload rules and geo databases. For one pipeline
+ * (p) or the workers (w), whichever runs. */
+static void serve_signals(struct sn_pipeline *p, struct sn_workers *w)
+{
+    if (stats_requested) {
+        stats_requested = 0;
+        if (w)
+            sn_workers_print_stats(w, stderr);
+        else
+            sn_pipeline_print_stats(p, stderr);
+    }
+    if (reload_requested) {
+        reload_requested = 0;
+        if (w)
+            sn_workers_reload(w);
+        else
+            sn_pipeline_reload(p);
+    }
+}
+
 /* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
  * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
  * negative code on a read error. */
@@ -158,20 +178,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
         }
         if (!live) {
             /* Replay: signals are handled between packets too (stdin may be a slow pipe). */
-            if (reload_requested) {
-                reload_requested = 0;
-                if (w)
-                    sn_workers_reload(w);
-                else
-                    sn_pipeline_reload(p);
-            }
-            if (stats_requested) {
-                stats_requested = 0;
-                if (w)
-                    sn_workers_print_stats(w, stderr);
-                else
-                    sn_pipeline_print_stats(p, stderr);
-            }
+            serve_signals(p, w);
             continue;
         }
         /* Live: once a second, advance time by the wall clock and publish counters. */
@@ -192,20 +199,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
             sink->ops->flush(sink, 0); /* delivery reports, outage recovery */
             if (m)
                 publish_metrics(m, p, w, sink);
-            if (stats_requested) {
-                stats_requested = 0;
-                if (w)
-                    sn_workers_print_stats(w, stderr);
-                else
-                    sn_pipeline_print_stats(p, stderr);
-            }
-            if (reload_requested) {
-                reload_requested = 0;
-                if (w)
-                    sn_workers_reload(w);
-                else
-                    sn_pipeline_reload(p);
-            }
+            serve_signals(p, w);
         }
     }
     if (live) {
