@@ -495,6 +495,13 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
             f->tls = NULL;
         }
     }
+    /* Once our own parser has the ClientHello and nDPI has named the flow (from the SNI),
+     * nDPI's remaining TLS dissection (certificates) adds nothing we use: stop feeding it. */
+    if (f->cls && !f->cls_done && f->tls && sn_tls_meta_has_client_hello(sn_tls_meta(f->tls)) &&
+        sn_classify_known(f->cls)) {
+        sn_classify_finish(p->cls, f->cls);
+        f->cls_done = true;
+    }
     /* Settle the fingerprint key once the facts are in: the ClientHello for TLS, the
      * classification otherwise. */
     if (f->agg && !f->settled) {
