@@ -63,12 +63,16 @@ static void out_str(struct fp_out *o, const char *s)
     out_put(o, s, strlen(s));
 }
 
+/* Decimal without snprintf: JA3 strings are made of dozens of small numbers per hello. */
 static void out_dec(struct fp_out *o, unsigned v)
 {
     char tmp[16];
-    int n = snprintf(tmp, sizeof(tmp), "%u", v);
-    if (n > 0)
-        out_put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 static void out_hex4(struct fp_out *o, uint16_t v)
