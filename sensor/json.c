@@ -136,15 +136,48 @@ static void put_string(struct sn_json *j, const char *val, size_t n)
     putc_(j, '"');
 }
 
+/* True when s needs no escaping (printable ASCII without quote or backslash). */
+static bool plain_ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
 static void member(struct sn_json *j, const char *key)
 {
-    if (!j->first[j->depth])
-        putc_(j, ',');
+    bool comma = !j->first[j->depth];
     j->first[j->depth] = false;
-    if (key) {
-        put_string(j, key, strlen(key));
-        putc_(j, ':');
+    if (!key) {
+        if (comma)
+            putc_(j, ',');
+        return;
     }
+    /* Keys are almost always program constants: one copy for `,"key":`. */
+    size_t n = strlen(key);
+    if (plain_ascii(key, n)) {
+        size_t need = n + 4;
+        if (j->len + need + 1 > j->cap && !reserve(j, need))
+            return;
+        char *o = j->buf + j->len;
+        if (comma)
+            *o++ = ',';
+        *o++ = '"';
+        memcpy(o, key, n);
+        o += n;
+        *o++ = '"';
+        *o++ = ':';
+        *o = '\0';
+        j->len = (size_t)(o - j->buf);
+        return;
+    }
+    if (comma)
+        putc_(j, ',');
+    put_string(j, key, n);
+    putc_(j, ':');
 }
 
 static void open_(struct sn_json *j, const char *key, char ch)

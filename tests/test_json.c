@@ -52,6 +52,20 @@ static void test_escaping(void **state)
     sn_json_fini(&j);
 }
 
+static void test_keys_fast_and_escaped(void **state)
+{
+    (void)state;
+    struct sn_json j;
+    sn_json_init(&j);
+    sn_json_obj_begin(&j, NULL);
+    sn_json_u64(&j, "plain_key-1", 1);
+    sn_json_u64(&j, "needs \"escaping\"", 2);
+    sn_json_u64(&j, "caf\xc3\xa9", 3);
+    sn_json_obj_end(&j);
+    assert_string_equal(j.buf, "{\"plain_key-1\":1,\"needs \\\"escaping\\\"\":2,\"caf\xc3\xa9\":3}");
+    sn_json_fini(&j);
+}
+
 static void test_numbers_and_hex(void **state)
 {
     (void)state;
@@ -89,6 +103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_object),
         cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_keys_fast_and_escaped),
         cmocka_unit_test(test_numbers_and_hex),
         cmocka_unit_test(test_grows_large),
     };
