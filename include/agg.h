@@ -132,6 +132,7 @@ struct sn_agg_cfg {
     size_t pseudo_key_len;
     bool pseudo_prefix_preserving;
     const char *sensor_id; /* may be NULL */
+    int64_t run_id;        /* written as "run" after "sensor" when non-zero (live capture) */
     uint64_t *seq; /* optional record sequence counter shared with the pipeline (same thread):
                       when set, each fingerprint gets "seq": ++*seq after "schema" */
 };

@@ -43,6 +43,7 @@ struct sn_config {
     char *output; /* -o FILE; NULL means stdout */
     bool stats;   /* --stats: counters on stderr at exit */
     char *sensor_id;
+    int64_t run_id; /* live capture: start time in microseconds, written as "run"; 0 in replay */
     unsigned log_level; /* 0 error .. 3 debug */
 
     /* flows */

@@ -1126,6 +1126,8 @@ static void emit_ent(struct sn_agg *a, const struct win *w, const struct ent *e)
         sn_json_u64(j, "seq", ++*a->cfg.seq);
     if (a->sensor_id)
         sn_json_str(j, "sensor", a->sensor_id);
+    if (a->cfg.run_id)
+        sn_json_i64(j, "run", a->cfg.run_id);
     sn_json_obj_begin(j, "window");
     sn_json_ts(j, "start", w->start);
     sn_json_ts(j, "end", w->start + a->win_us);

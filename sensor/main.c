@@ -258,6 +258,9 @@ int main(int argc, char **argv)
 
     /* Open every input first, so a missing or unreadable file fails before any output. */
     if (cfg.iface) {
+        /* (sensor, run, seq) identifies a record across restarts of a live sensor; replay
+         * leaves "run" out so that its output stays byte-identical from run to run. */
+        cfg.run_id = wall_us();
         bool perm;
         caps[n_caps] = sn_capture_open_live(cfg.iface, cfg.filter, cfg.snaplen, cfg.buffer_mb,
                                             !cfg.no_promisc, &perm);

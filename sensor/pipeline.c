@@ -75,6 +75,8 @@ static void begin_record(struct sn_pipeline *p, enum sn_rec_type t)
     if (!p->no_seq)
         sn_json_u64(&p->js, "seq", ++p->seq);
     sn_json_str(&p->js, "sensor", p->sensor);
+    if (p->cfg->run_id)
+        sn_json_i64(&p->js, "run", p->cfg->run_id);
 }
 
 static void end_record(struct sn_pipeline *p, enum sn_rec_type t, const char *key, size_t keylen)
@@ -371,6 +373,7 @@ struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_
             .prefix6 = cfg->client_prefix6,
             .pseudo_prefix_preserving = cfg->pseudonym_prefix_preserving,
             .sensor_id = p->sensor,
+            .run_id = cfg->run_id,
             .seq = p->no_seq ? NULL : &p->seq,
         };
         if (sn_agg_parse_client_key(cfg->client_key, &ac.client_key)) {

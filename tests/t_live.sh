@@ -47,6 +47,7 @@ for cap in "${CAPS[@]}"; do
     check "$cap: live flows equal offline replay" python3 "$ROOT/tests/tools/compare_flows.py" "$TMP/$cap.offline" "$TMP/$cap.live"
     check "$cap: zero kernel drops at a moderate rate" grep -q '"kernel_drops":0,"interface_drops":0' "$TMP/$cap.live"
     check "$cap: the stats record is flushed at SIGTERM" grep -q '"type":"stats"' "$TMP/$cap.live"
+    check "$cap: live records carry the run id, replayed ones do not" bash -c "grep -q '\"sensor\":\"live\",\"run\":[1-9]' '$TMP/$cap.live' && ! grep -q '\"run\":' '$TMP/$cap.offline'"
 done
 
 # Top speed with a tiny kernel buffer: whatever is lost is reported, not hidden.

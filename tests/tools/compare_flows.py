@@ -7,7 +7,7 @@ usage: compare_flows.py A.jsonl B.jsonl   -> exit 0 if equal as multisets, else 
 import json
 import sys
 
-TIME_KEYS = {"start", "end", "duration", "flow_start", "seq", "window", "ttfb", "gaps",
+TIME_KEYS = {"start", "end", "duration", "flow_start", "seq", "run", "window", "ttfb", "gaps",
              "sensor"}
 
 
