@@ -149,6 +149,18 @@ static void serve_signals(struct sn_pipeline *p, struct sn_workers *w)
     }
 }
 
+/* Hands the live capture's kernel counters (received, dropped) to whichever runs. */
+static void pass_capture_stats(struct sn_capture *c, struct sn_pipeline *p, struct sn_workers *w)
+{
+    uint64_t recv, drop, ifdrop;
+    if (sn_capture_stats(c, &recv, &drop, &ifdrop) != 0)
+        return;
+    if (w)
+        sn_workers_capture_stats(w, recv, drop, ifdrop);
+    else
+        sn_pipeline_capture_stats(p, recv, drop, ifdrop);
+}
+
 /* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
  * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
  * negative code on a read error. */
@@ -185,13 +197,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
         int64_t now = mono_ms();
         if (now >= next_tick || stats_requested || reload_requested) {
             next_tick = now + 1000;
-            uint64_t recv, drop, ifdrop;
-            if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0) {
-                if (w)
-                    sn_workers_capture_stats(w, recv, drop, ifdrop);
-                else
-                    sn_pipeline_capture_stats(p, recv, drop, ifdrop);
-            }
+            pass_capture_stats(c, p, w);
             if (w)
                 sn_workers_tick(w, wall_us());
             else
@@ -202,15 +208,8 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
             serve_signals(p, w);
         }
     }
-    if (live) {
-        uint64_t recv, drop, ifdrop;
-        if (sn_capture_stats(c, &recv, &drop, &ifdrop) == 0) {
-            if (w)
-                sn_workers_capture_stats(w, recv, drop, ifdrop);
-            else
-                sn_pipeline_capture_stats(p, recv, drop, ifdrop);
-        }
-    }
+    if (live)
+        pass_capture_stats(c, p, w);
     if (stop_requested || rc == 1)
         rc = 0;
     if (w)
