@@ -574,6 +574,20 @@ void sn_pipeline_input_end(struct sn_pipeline *p, uint64_t packets, bool truncat
     in->truncated = truncated;
 }
 
+/* A named group of counters in the stats record, written in table order. */
+struct counter {
+    const char *name; /* NULL ends the table */
+    uint64_t v;
+};
+
+static void json_counters(struct sn_json *j, const char *group, const struct counter *c)
+{
+    sn_json_obj_begin(j, group);
+    for (; c->name; c++)
+        sn_json_u64(j, c->name, c->v);
+    sn_json_obj_end(j);
+}
+
 static void flow_stats_json(const struct sn_flow_stats *st, uint32_t active, struct sn_json *j)
 {
     sn_json_u64(j, "created", st->created);
@@ -695,46 +709,43 @@ static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
     sn_json_obj_begin(j, "flows");
     flow_stats_json(&s.fl, (uint32_t)s.active, j);
     sn_json_obj_end(j);
-    sn_json_obj_begin(j, "tls");
-    sn_json_u64(j, "flows_tls", s.tls.flows_tls);
-    sn_json_u64(j, "flows_not_tls", s.tls.flows_not_tls);
-    sn_json_u64(j, "client_hellos", s.tls.client_hellos);
-    sn_json_u64(j, "server_hellos", s.tls.server_hellos);
-    sn_json_u64(j, "certificates", s.tls.certificates);
-    sn_json_u64(j, "malformed", s.tls.malformed);
-    sn_json_u64(j, "reasm_overflow", s.tls.reasm_overflow);
-    sn_json_u64(j, "reasm_gaps", s.tls.reasm_gaps);
-    sn_json_u64(j, "desync", s.tls.desync);
-    sn_json_obj_end(j);
-    if (p->cls) {
-        sn_json_obj_begin(j, "classify");
-        sn_json_u64(j, "flows", s.cls.flows);
-        sn_json_u64(j, "classified", s.cls.classified);
-        sn_json_u64(j, "guessed", s.cls.guessed);
-        sn_json_u64(j, "unknown", s.cls.unknown);
-        sn_json_u64(j, "pkts_fed", s.cls.pkts_fed);
-        sn_json_u64(j, "bad_pkts", s.cls.bad_pkts);
-        sn_json_obj_end(j);
-    }
-    if (p->agg) {
-        sn_json_obj_begin(j, "fingerprints");
-        sn_json_u64(j, "windows_closed", s.agg.windows_closed);
-        sn_json_u64(j, "emitted", s.agg.fingerprints);
-        sn_json_u64(j, "flows_pool_full", s.agg.flows_pool_full);
-        sn_json_u64(j, "overflow_entries", s.agg.overflow_entries);
-        sn_json_u64(j, "overflow_pkts", s.agg.overflow_pkts);
-        sn_json_u64(j, "late_pkts", s.agg.late_pkts);
-        sn_json_u64(j, "forced_settles", s.agg.forced_settles);
-        sn_json_obj_end(j);
-    }
-    if (p->geo) {
-        sn_json_obj_begin(j, "geo");
-        sn_json_u64(j, "lookups", s.geo.lookups);
-        sn_json_u64(j, "cache_hits", s.geo.cache_hits);
-        sn_json_u64(j, "not_found", s.geo.not_found);
-        sn_json_u64(j, "errors", s.geo.errors);
-        sn_json_obj_end(j);
-    }
+    json_counters(j, "tls", (const struct counter[]){
+        {"flows_tls", s.tls.flows_tls},
+        {"flows_not_tls", s.tls.flows_not_tls},
+        {"client_hellos", s.tls.client_hellos},
+        {"server_hellos", s.tls.server_hellos},
+        {"certificates", s.tls.certificates},
+        {"malformed", s.tls.malformed},
+        {"reasm_overflow", s.tls.reasm_overflow},
+        {"reasm_gaps", s.tls.reasm_gaps},
+        {"desync", s.tls.desync},
+        {NULL, 0}});
+    if (p->cls)
+        json_counters(j, "classify", (const struct counter[]){
+            {"flows", s.cls.flows},
+            {"classified", s.cls.classified},
+            {"guessed", s.cls.guessed},
+            {"unknown", s.cls.unknown},
+            {"pkts_fed", s.cls.pkts_fed},
+            {"bad_pkts", s.cls.bad_pkts},
+            {NULL, 0}});
+    if (p->agg)
+        json_counters(j, "fingerprints", (const struct counter[]){
+            {"windows_closed", s.agg.windows_closed},
+            {"emitted", s.agg.fingerprints},
+            {"flows_pool_full", s.agg.flows_pool_full},
+            {"overflow_entries", s.agg.overflow_entries},
+            {"overflow_pkts", s.agg.overflow_pkts},
+            {"late_pkts", s.agg.late_pkts},
+            {"forced_settles", s.agg.forced_settles},
+            {NULL, 0}});
+    if (p->geo)
+        json_counters(j, "geo", (const struct counter[]){
+            {"lookups", s.geo.lookups},
+            {"cache_hits", s.geo.cache_hits},
+            {"not_found", s.geo.not_found},
+            {"errors", s.geo.errors},
+            {NULL, 0}});
     sn_json_obj_begin(j, "records");
     sn_json_u64(j, "flow", s.records[SN_REC_FLOW]);
     sn_json_u64(j, "fingerprint", s.records[SN_REC_FINGERPRINT]);
