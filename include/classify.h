@@ -6,8 +6,9 @@
  * calls sn_classify_finish() when the flow ends (or earlier, when it wants a result), and
  * reads the result with sn_classify_app_name() / sn_classify_json().
  *
- * Feeding stops by itself once nDPI has a protocol and no further dissection is useful
- * (TLS, for example, waits for the certificate), or after cfg.max_pkts packets; at that
+ * Feeding stops by itself once nDPI has a protocol and no further dissection is useful, or
+ * SN_CLASSIFY_REFINE_PKTS packets after the first result (nDPI would otherwise go on for
+ * metadata we do not use, e.g. certificates or SSH key exchanges), or after cfg.max_pkts; at that
  * point an unclassified flow is given up on (nDPI may guess by port or address) and the
  * nDPI per-flow state is released, so a long flow keeps only a few bytes here.
  *
@@ -30,9 +31,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sn_addr;
 struct sn_json;
 
 #define SN_CLASSIFY_DEFAULT_MAX_PKTS 24u
+#define SN_CLASSIFY_REFINE_PKTS 4u /* packets fed after the first result, at most */
 #define SN_CLASSIFY_NAME_MAX 64 /* longest name kept, with the NUL */
 
 struct sn_classify_cfg {
@@ -45,6 +48,7 @@ struct sn_classify_stats {
     uint64_t classified; /* flows nDPI classified by inspection */
     uint64_t guessed;    /* flows that got a protocol only from the give-up guess */
     uint64_t unknown;    /* flows that ended without any protocol */
+    uint64_t by_sni;     /* TLS flows named from our parser's SNI (sn_classify_tls) */
     uint64_t pkts_fed;   /* packets handed to nDPI */
     uint64_t bad_pkts;   /* packets refused: too short, or not IPv4/IPv6 */
 };
@@ -73,6 +77,17 @@ void sn_classify_flow_free(struct sn_classify *c, struct sn_classify_flow *f);
  * no more dissection is useful, after max_pkts packets, or when f is NULL or finished. */
 bool sn_classify_packet(struct sn_classify *c, struct sn_classify_flow *f, const uint8_t *l3,
                         size_t l3_len, int64_t ts_us, int dir);
+
+/* Classifies a TLS flow from the SNI of its ClientHello, as read by our own parser, instead
+ * of feeding nDPI the handshake: nDPI's host-name matcher names the application ("TLS.Google",
+ * a custom protocol from cfg.protos_file, or plain "TLS", with nDPI's guess from its address
+ * lists when the name does not match ("TLS.AmazonAWS"); "TLS.IMAPS" etc. on the implicit-TLS
+ * mail ports, as nDPI's TLS dissector refines them), and classification ends (nDPI's per-flow
+ * state is released). Returns false, doing nothing, when sni is NULL or empty, or the flow's
+ * classification is over already. */
+bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f, const char *sni,
+                     const struct sn_addr *client, uint16_t client_port,
+                     const struct sn_addr *server, uint16_t server_port);
 
 /* Ends classification: if nDPI has no protocol yet it gives up (and may guess from ports or
  * addresses). Idempotent; later sn_classify_packet() calls return false. Accepts NULL f. */

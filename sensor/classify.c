@@ -38,10 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <ndpi_api.h>
 
+#include "addr.h"
 #include "cursor.h"
 #include "err.h"
 #include "json.h"
@@ -79,6 +81,7 @@ struct sn_classify_flow {
     uint16_t master, app;        /* nDPI protocol ids, NDPI_PROTOCOL_UNKNOWN (0) if none */
     int category;                /* ndpi_protocol_category_t, 0 = unspecified */
     uint32_t pkts;               /* packets fed */
+    uint32_t known_at;           /* pkts when a protocol was first known; 0: not yet */
     bool done, guessed;
     char name[SN_CLASSIFY_NAME_MAX];
 };
@@ -490,10 +493,89 @@ bool sn_classify_packet(struct sn_classify *c, struct sn_classify_flow *f, const
     c->st.pkts_fed++;
     take_result(c, f, p);
 
-    if (sn_ndpi_done(c->mod, f->nf, p) || f->pkts >= c->max_pkts) {
+    /* nDPI may go on dissecting a named flow for metadata we do not use (SSH's HASSH,
+     * QUIC's later packets...); a few packets more allow its usual refinements (a QUIC
+     * ClientHello over two packets, an HTTP response's content type), then it stops. */
+    if (known(f) && !f->known_at)
+        f->known_at = f->pkts;
+    if ((f->known_at && f->pkts - f->known_at >= SN_CLASSIFY_REFINE_PKTS) ||
+        sn_ndpi_done(c->mod, f->nf, p) || f->pkts >= c->max_pkts) {
         conclude(c, f);
         return false;
     }
+    return true;
+}
+
+/* TLS's own refinement by port, as nDPI's TLS dissector makes it (mail over implicit TLS). */
+static uint16_t tls_master_by_port(uint16_t sport, uint16_t dport)
+{
+    if (sport == 465 || dport == 465 || sport == 587 || dport == 587)
+        return NDPI_PROTOCOL_MAIL_SMTPS;
+    if (sport == 993 || dport == 993)
+        return NDPI_PROTOCOL_MAIL_IMAPS;
+    if (sport == 995 || dport == 995)
+        return NDPI_PROTOCOL_MAIL_POPS;
+    return NDPI_PROTOCOL_TLS;
+}
+
+/* nDPI's guess from its address lists (client first, then server, as nDPI checks the first
+ * packet's source and destination); IPv4 only, like nDPI's list in the releases we support. */
+static uint16_t proto_by_address(struct sn_classify *c, const struct sn_addr *client,
+                                 const struct sn_addr *server)
+{
+    const struct sn_addr *ends[2] = {client, server};
+    for (unsigned i = 0; i < 2; i++) {
+        if (!ends[i] || ends[i]->family != 4)
+            continue;
+        struct in_addr in;
+        memcpy(&in.s_addr, ends[i]->a, 4);
+        uint16_t id = (uint16_t)ndpi_network_ptree_match(c->mod, &in);
+        if (id != NDPI_PROTOCOL_UNKNOWN)
+            return id;
+    }
+    return NDPI_PROTOCOL_UNKNOWN;
+}
+
+bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f, const char *sni,
+                     const struct sn_addr *client, uint16_t client_port,
+                     const struct sn_addr *server, uint16_t server_port)
+{
+    if (!c || !f || f->done || !f->nf || !sni || !sni[0])
+        return false;
+    size_t n = strnlen(sni, 255);
+    /* A wildcard-looking name matches as its suffix, as nDPI does for SNI. */
+    if (n > 2 && sni[0] == '*' && sni[1] == '.') {
+        sni++;
+        n--;
+    }
+    char name[256];
+    memcpy(name, sni, n);
+    name[n] = '\0';
+    uint16_t master = tls_master_by_port(client_port, server_port);
+    ndpi_protocol_match_result m;
+    memset(&m, 0, sizeof(m));
+    uint16_t app =
+        ndpi_match_host_subprotocol(c->mod, f->nf, name, (u_int)n, &m, NDPI_PROTOCOL_TLS);
+    ndpi_protocol p;
+    memset(&p, 0, sizeof(p));
+    if (app != NDPI_PROTOCOL_UNKNOWN) {
+        master = NDPI_PROTOCOL_TLS; /* a named service: the port refinement no longer applies */
+        p.category = m.protocol_category;
+    } else {
+        /* No name matched: nDPI says "TLS" (or the mail protocol), with the application
+         * guessed from its address lists when one matches ("TLS.AmazonAWS"). */
+        app = master == NDPI_PROTOCOL_TLS ? proto_by_address(c, client, server)
+                                          : NDPI_PROTOCOL_UNKNOWN;
+        if (app == NDPI_PROTOCOL_UNKNOWN)
+            app = master;
+    }
+    SN_NDPI_MASTER(p) = master;
+    SN_NDPI_APP(p) = app;
+    if (p.category == NDPI_PROTOCOL_CATEGORY_UNSPECIFIED)
+        p.category = ndpi_get_proto_category(c->mod, p);
+    take_result(c, f, p);
+    c->st.by_sni++;
+    conclude(c, f);
     return true;
 }
 

@@ -483,9 +483,6 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
         if (f->agg)
             sn_agg_packet(p->agg, f->agg, dir, pkt.ip_len, pkt.payload_len, pkt.ts_us);
     }
-    if (f->cls && !f->cls_done &&
-        !sn_classify_packet(p->cls, f->cls, pkt.l3, pkt.l3_caplen, pkt.ts_us, dir))
-        f->cls_done = true;
     if (f->tls && (pkt.payload_len || (pkt.tcp_flags & SN_TCP_SYN))) {
         if (sn_tls_wants_payload(f->tls)) {
             p->cur = f;
@@ -498,12 +495,24 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
             f->tls = NULL;
         }
     }
-    /* Once our own parser has the ClientHello and nDPI has named the flow (from the SNI),
-     * nDPI's remaining TLS dissection (certificates) adds nothing we use: stop feeding it. */
-    if (f->cls && !f->cls_done && f->tls && sn_tls_meta_has_client_hello(sn_tls_meta(f->tls)) &&
-        sn_classify_known(f->cls)) {
-        sn_classify_finish(p->cls, f->cls);
-        f->cls_done = true;
+    /* nDPI after our TLS parser: once that has the ClientHello with an SNI, nDPI's host-name
+     * matcher names the flow from it, and nDPI never parses the handshake itself (its JA3
+     * building and certificate dissection were a third of its cost). Otherwise nDPI gets the
+     * packet, until it says it is done. */
+    if (f->cls && !f->cls_done) {
+        const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
+        if (m && sn_tls_meta_has_client_hello(m) &&
+            sn_classify_tls(p->cls, f->cls, sn_tls_meta_sni(m), &f->client, f->client_port,
+                            &f->server, f->server_port))
+            f->cls_done = true;
+        else if (!sn_classify_packet(p->cls, f->cls, pkt.l3, pkt.l3_caplen, pkt.ts_us, dir))
+            f->cls_done = true;
+        else if (m && sn_tls_meta_has_client_hello(m) && sn_classify_known(f->cls)) {
+            /* No SNI: nDPI has seen the ClientHello; its certificate dissection adds
+             * nothing we use. */
+            sn_classify_finish(p->cls, f->cls);
+            f->cls_done = true;
+        }
     }
     /* Settle the fingerprint key once the facts are in: the ClientHello for TLS, the
      * classification otherwise. */
@@ -645,6 +654,7 @@ static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_su
             s->cls.classified += cs.classified;
             s->cls.guessed += cs.guessed;
             s->cls.unknown += cs.unknown;
+            s->cls.by_sni += cs.by_sni;
             s->cls.pkts_fed += cs.pkts_fed;
             s->cls.bad_pkts += cs.bad_pkts;
         }
@@ -726,6 +736,7 @@ static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
             {"classified", s.cls.classified},
             {"guessed", s.cls.guessed},
             {"unknown", s.cls.unknown},
+            {"by_sni", s.cls.by_sni},
             {"pkts_fed", s.cls.pkts_fed},
             {"bad_pkts", s.cls.bad_pkts},
             {NULL, 0}});

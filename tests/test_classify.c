@@ -256,6 +256,76 @@ static void test_tls_github(void **state)
     sn_classify_free(c);
 }
 
+/* sn_classify_tls names a flow from an SNI without nDPI seeing the handshake; each name must
+ * be the one nDPI gives when it is fed the real handshake (the feeding tests above, and the
+ * bench captures for the address-list guess). */
+static void test_tls_from_sni(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sni, *cli, *srv;
+        uint16_t cport, sport;
+        const char *json;
+    } cases[] = {
+        /* as test_tls_github, where nDPI read the SNI from 443-git.pcap */
+        {"github.com", "192.168.1.13", "140.82.114.4", 55744, 443,
+         "{\"app\":{\"proto\":\"TLS.Github\",\"master\":\"TLS\",\"app\":\"Github\","
+         "\"category\":\"Collaborative\"}}"},
+        /* a custom protocol of rules/ndpi-protos.txt, as test_custom_protos_ai */
+        {"api.openai.com", "192.168.1.13", "10.0.0.2", 40001, 443, NULL},
+        /* no name matches: plain TLS; on the implicit-TLS mail ports, nDPI's port refinement */
+        {"www.example.org", "192.168.1.13", "10.0.0.2", 40009, 443,
+         "{\"app\":{\"proto\":\"TLS\",\"master\":\"TLS\",\"category\":\"Web\"}}"},
+        {"mail.example.org", "192.168.1.13", "10.0.0.2", 40010, 993,
+         "{\"app\":{\"proto\":\"IMAPS\",\"master\":\"IMAPS\",\"category\":\"Email\"}}"},
+        {"mail.example.org", "192.168.1.13", "10.0.0.2", 40011, 995,
+         "{\"app\":{\"proto\":\"POPS\",\"master\":\"POPS\",\"category\":\"Email\"}}"},
+        /* no name matches, but the server is on nDPI's AmazonAWS address list (a flow of
+         * tests/bench's TLS capture, where nDPI fed the handshake said the same) */
+        {"bolt-prod-s3-eu-west-1.s3.eu-west-1.amazonaws.com", "125.169.68.25", "111.235.79.25",
+         59927, 443,
+         "{\"app\":{\"proto\":\"TLS.AmazonAWS\",\"master\":\"TLS\",\"app\":\"AmazonAWS\","
+         "\"category\":\"Cloud\"}}"},
+    };
+    struct sn_classify *c = new_ctx(PROTOS_FILE);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sn_addr cli, srv;
+        assert_int_equal(sn_addr_parse(cases[i].cli, &cli), 0);
+        assert_int_equal(sn_addr_parse(cases[i].srv, &srv), 0);
+        struct sn_classify_flow *f = sn_classify_flow_new(c);
+        assert_non_null(f);
+        assert_true(sn_classify_tls(c, f, cases[i].sni, &cli, cases[i].cport, &srv,
+                                    cases[i].sport));
+        if (cases[i].json) {
+            char js[256];
+            app_json(c, f, js, sizeof(js));
+            if (strcmp(js, cases[i].json) != 0)
+                fail_msg("%s: got %s, want %s", cases[i].sni, js, cases[i].json);
+        } else {
+            assert_string_equal(sn_classify_app_name(c, f), "TLS.OpenAI");
+        }
+        /* classification is over: nothing more is fed, a second call does nothing */
+        uint8_t ip[40] = {0x45};
+        assert_false(sn_classify_packet(c, f, ip, sizeof(ip), 1, 0));
+        assert_false(sn_classify_tls(c, f, cases[i].sni, &cli, 1, &srv, 443));
+        sn_classify_flow_free(c, f);
+    }
+    /* no SNI: nothing happens, nDPI is still to be fed */
+    struct sn_classify_flow *f = sn_classify_flow_new(c);
+    struct sn_addr a;
+    assert_int_equal(sn_addr_parse("10.0.0.1", &a), 0);
+    assert_false(sn_classify_tls(c, f, NULL, &a, 1, &a, 443));
+    assert_false(sn_classify_tls(c, f, "", &a, 1, &a, 443));
+    assert_false(sn_classify_known(f));
+    sn_classify_flow_free(c, f);
+
+    struct sn_classify_stats st = sn_classify_stats(c);
+    assert_int_equal(st.by_sni, sizeof(cases) / sizeof(cases[0]));
+    assert_int_equal(st.classified, sizeof(cases) / sizeof(cases[0]));
+    assert_int_equal(st.pkts_fed, 0);
+    sn_classify_free(c);
+}
+
 /* curl to www.ntop.org and DNS-over-TLS to 8.8.8.8:853 (no SNI). */
 static void test_tls_ntop_and_dot(void **state)
 {
@@ -562,6 +632,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_github),
+        cmocka_unit_test(test_tls_from_sni),
         cmocka_unit_test(test_tls_ntop_and_dot),
         cmocka_unit_test(test_quic),
         cmocka_unit_test(test_dns),

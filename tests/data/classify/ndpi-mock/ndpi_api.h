@@ -17,6 +17,10 @@ typedef uint8_t u_int8_t; typedef uint16_t u_int16_t; typedef uint32_t u_int32_t
 #define NDPI_MAJOR MOCK_MAJOR
 #define NDPI_MINOR MOCK_MINOR
 #define NDPI_PROTOCOL_UNKNOWN 0
+typedef unsigned int u_int;
+/* ndpi_protocol_ids.h: an enum there; the ids have been stable across these releases. */
+enum { NDPI_PROTOCOL_MAIL_POPS = 23, NDPI_PROTOCOL_MAIL_SMTPS = 29, NDPI_PROTOCOL_MAIL_IMAPS = 51,
+       NDPI_PROTOCOL_TLS = 91 };
 typedef enum { NDPI_PROTOCOL_CATEGORY_UNSPECIFIED = 0, NDPI_PROTOCOL_CATEGORY_MEDIA } ndpi_protocol_category_t;
 struct ndpi_detection_module_struct; struct ndpi_flow_struct; struct ndpi_global_context;
 #define MV (MOCK_MAJOR*100+MOCK_MINOR)
@@ -79,5 +83,10 @@ u_int32_t ndpi_detection_get_sizeof_ndpi_flow_struct(void);
 void *ndpi_flow_malloc(size_t); void ndpi_flow_free(void *);
 int ndpi_load_protocols_file(struct ndpi_detection_module_struct *, const char *);
 char *ndpi_get_proto_name(struct ndpi_detection_module_struct *, u_int16_t);
+typedef struct { u_int32_t protocol_id; ndpi_protocol_category_t protocol_category; int protocol_breed; } ndpi_protocol_match_result;
+u_int16_t ndpi_match_host_subprotocol(struct ndpi_detection_module_struct *, struct ndpi_flow_struct *, char *, u_int, ndpi_protocol_match_result *, u_int16_t);
+ndpi_protocol_category_t ndpi_get_proto_category(struct ndpi_detection_module_struct *, ndpi_protocol);
+struct in_addr;
+u_int16_t ndpi_network_ptree_match(struct ndpi_detection_module_struct *, struct in_addr *);
 const char *ndpi_category_get_name(struct ndpi_detection_module_struct *, ndpi_protocol_category_t);
 char *ndpi_revision(void);
