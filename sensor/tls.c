@@ -109,6 +109,37 @@ static inline void map_clr(struct tls_dir *d, uint32_t i)
     d->map[i >> 3] = (uint8_t)(d->map[i >> 3] & ~(1u << (i & 7)));
 }
 
+/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+static void map_set_range(struct tls_dir *d, uint32_t i, uint32_t n)
+{
+    uint32_t end = i + n;
+    while (i < end && (i & 7))
+        map_set(d, i++);
+    if (end - i >= 8) {
+        memset(d->map + (i >> 3), 0xff, (end - i) >> 3);
+        i += (end - i) & ~7u;
+    }
+    while (i < end)
+        map_set(d, i++);
+}
+
+/* The first offset in [i, lim) whose bit equals `set`, or lim. Skips whole map bytes that
+ * cannot hold it, so scanning a filled (or empty) buffer costs one step per 8 bytes. */
+static uint32_t map_find(const struct tls_dir *d, uint32_t i, uint32_t lim, bool set)
+{
+    uint8_t skip = set ? 0x00 : 0xff;
+    while (i < lim) {
+        if (!(i & 7) && lim - i >= 8 && d->map[i >> 3] == skip) {
+            i += 8;
+            continue;
+        }
+        if (map_get(d, i) == set)
+            return i;
+        i++;
+    }
+    return lim;
+}
+
 struct sn_tls *sn_tls_new(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
 {
     struct sn_tls_cfg c = {SN_TLS_DEFAULT_REASM_CAP, SN_TLS_DEFAULT_FIRST_RECORDS, NULL, NULL};
@@ -272,14 +303,10 @@ static void handoff(struct sn_tls *t, int dir, bool synced, int64_t ts_us)
     if (d->buf) {
         uint32_t i = d->rd;
         while (i < d->hi) {
-            uint32_t a = i;
-            while (a < d->hi && !map_get(d, a))
-                a++;
+            uint32_t a = map_find(d, i, d->hi, true);
             if (a >= d->hi)
                 break;
-            uint32_t b = a;
-            while (b < d->hi && map_get(d, b))
-                b++;
+            uint32_t b = map_find(d, a, d->hi, false);
             track_segment(t, dir, d->base + a, d->buf + a, b - a, b - a, ts_us);
             i = b;
         }
@@ -527,10 +554,23 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
     uint32_t n = caplen < cap - off ? (uint32_t)caplen : cap - off;
     if (len > caplen && off + n < cap && off + n < d->cut)
         d->cut = off + n;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!map_get(d, off + i)) {
-            d->buf[off + i] = p[i];
-            map_set(d, off + i);
+    if (n == 0) {
+        /* only the cut or overflow bookkeeping above */
+    } else if (off >= d->hi) {
+        /* Nothing at or above off is filled yet (in-order data): one copy. */
+        memcpy(d->buf + off, p, n);
+        map_set_range(d, off, n);
+    } else {
+        /* Overlaps earlier data: copy only the runs still missing. */
+        uint32_t i = off, e = off + n;
+        while (i < e) {
+            uint32_t a = map_find(d, i, e, false);
+            if (a >= e)
+                break;
+            uint32_t b = map_find(d, a, e, true);
+            memcpy(d->buf + a, p + (a - off), b - a);
+            map_set_range(d, a, b - a);
+            i = b;
         }
     }
     if (off + n > d->hi)
@@ -541,8 +581,7 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
         return;
     }
     uint32_t before = d->contig;
-    while (d->contig < d->hi && map_get(d, d->contig))
-        d->contig++;
+    d->contig = map_find(d, d->contig, d->hi, false);
     if (d->contig > before)
         d->ooo = 0;
 }
