@@ -9,6 +9,7 @@
 #include "tls_fp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +40,38 @@ const char *sn_tls_fp_ja4_version(uint16_t v)
     }
 }
 
-/* A sink for fingerprint source strings: a digest, a bounded buffer, or both. */
+/* A sink for fingerprint source strings: a digest, a bounded buffer, or both. The digest
+ * input is staged and fed in large pieces: a source string is made of many one- to
+ * five-byte pieces, and each EVP_DigestUpdate costs far more than the bytes it hashes. */
 struct fp_out {
     EVP_MD_CTX *md;
     char *buf;
     size_t cap, len; /* len counts every byte emitted, even past cap */
     bool md_err;
+    size_t nstage;
+    char stage[512];
 };
+
+static void out_flush(struct fp_out *o)
+{
+    if (o->nstage && !o->md_err && EVP_DigestUpdate(o->md, o->stage, o->nstage) != 1)
+        o->md_err = true;
+    o->nstage = 0;
+}
 
 static void out_put(struct fp_out *o, const char *s, size_t n)
 {
-    if (o->md && !o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
-        o->md_err = true;
+    if (o->md) {
+        if (o->nstage + n > sizeof(o->stage))
+            out_flush(o);
+        if (n > sizeof(o->stage)) {
+            if (!o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
+                o->md_err = true;
+        } else {
+            memcpy(o->stage + o->nstage, s, n);
+            o->nstage += n;
+        }
+    }
     if (o->buf && o->cap > 0 && o->len < o->cap - 1) {
         size_t room = o->cap - 1 - o->len;
         memcpy(o->buf + o->len, s, n < room ? n : room);
@@ -122,10 +143,34 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Starts a digest sink. */
-static int md_begin(struct fp_out *o, const EVP_MD *type)
+/* OpenSSL 3 resolves EVP_md5()/EVP_sha256() through a locked method-store lookup on every
+ * EVP_DigestInit_ex; fetching each algorithm once avoids that. The fetched methods are never
+ * changed after the once-routine (shared read-only by all threads) and live until exit. */
+enum { MD_MD5, MD_SHA256 };
+static const EVP_MD *md_fetched[2];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_fetch_all(void)
 {
-    memset(o, 0, sizeof(*o));
+    md_fetched[MD_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
+    md_fetched[MD_SHA256] = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *md_type(int which)
+{
+    pthread_once(&md_once, md_fetch_all);
+    if (md_fetched[which])
+        return md_fetched[which];
+    return which == MD_MD5 ? EVP_md5() : EVP_sha256(); /* fetch failed: the slow way */
+}
+
+/* Starts a digest sink. */
+static int md_begin(struct fp_out *o, int which)
+{
+    const EVP_MD *type = md_type(which);
+    o->buf = NULL;
+    o->cap = o->len = o->nstage = 0;
+    o->md_err = false;
     o->md = EVP_MD_CTX_new();
     if (!o->md)
         return SN_ERR(ENOMEM, "EVP_MD_CTX_new");
@@ -145,6 +190,7 @@ static int md_end(struct fp_out *o, char *out, size_t nhex)
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     int rc = 0;
 
+    out_flush(o);
     if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
         rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
     EVP_MD_CTX_free(o->md);
@@ -180,7 +226,7 @@ static void ja3_emit(struct fp_out *o, const struct sn_tls_fp_hello *h)
 int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, EVP_md5());
+    int rc = md_begin(&o, MD_MD5);
     if (rc)
         return rc;
     ja3_emit(&o, h);
@@ -199,7 +245,7 @@ int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size
                    char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, EVP_md5());
+    int rc = md_begin(&o, MD_MD5);
     if (rc)
         return rc;
     out_dec(&o, version);
@@ -337,7 +383,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
     ja4_a(h, &l, a);
     /* JA4.md: an empty list gives twelve zeros rather than the hash of "". */
     if (l.n_ciphers) {
-        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+        if ((rc = md_begin(&o, MD_SHA256)) != 0)
             goto done;
         out_hex_list(&o, l.ciphers, l.n_ciphers);
         if ((rc = md_end(&o, b, 12)) != 0)
@@ -347,7 +393,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
      * not in it), twelve zeros, even if signature algorithms were present. FoxIO's Python
      * agrees (ndpi tls_cipher_lens: ..._000000000000); nDPI hashes "" there instead. */
     if (l.n_exts) {
-        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+        if ((rc = md_begin(&o, MD_SHA256)) != 0)
             goto done;
         ja4_c_emit(&o, &l);
         if ((rc = md_end(&o, c, 12)) != 0)
