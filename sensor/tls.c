@@ -724,19 +724,23 @@ static void track_segment(struct sn_tls *t, int dir, uint32_t seq, const uint8_t
             break;
         }
         struct sn_cur c = sn_cur_make(p + o, caplen - (size_t)o);
-        size_t n = REC_HDR - d->hdr_have;
-        if (n > sn_cur_left(&c))
-            n = sn_cur_left(&c);
-        sn_cur_copy(&c, d->hdr + d->hdr_have, n);
-        d->hdr_have = (uint8_t)(d->hdr_have + n);
-        if (d->hdr_have < REC_HDR) {
-            if ((size_t)o + n < len) { /* the segment goes on but the capture does not */
-                d->synced = false;
-                t->st->desync++;
+        struct sn_cur h = c; /* a whole header in this segment: read it in place */
+        if (d->hdr_have || sn_cur_left(&c) < REC_HDR) {
+            /* A header split across segments: gather it in d->hdr. */
+            size_t n = REC_HDR - d->hdr_have;
+            if (n > sn_cur_left(&c))
+                n = sn_cur_left(&c);
+            sn_cur_copy(&c, d->hdr + d->hdr_have, n);
+            d->hdr_have = (uint8_t)(d->hdr_have + n);
+            if (d->hdr_have < REC_HDR) {
+                if ((size_t)o + n < len) { /* the segment goes on but the capture does not */
+                    d->synced = false;
+                    t->st->desync++;
+                }
+                break;
             }
-            break;
+            h = sn_cur_make(d->hdr, REC_HDR);
         }
-        struct sn_cur h = sn_cur_make(d->hdr, REC_HDR);
         uint8_t type = sn_cur_u8(&h);
         uint16_t ver = sn_cur_u16(&h);
         uint16_t rlen = sn_cur_u16(&h);
@@ -770,6 +774,14 @@ void sn_tls_segment(struct sn_tls *t, int dir, uint32_t seq, bool syn, const uin
     if (len == 0)
         return;
     if (d->phase == PH_TRACK) {
+        /* Steady state: an in-order segment that lies inside the current record's body only
+         * moves exp (what track_segment would conclude, without its checks). */
+        uint32_t body_left = d->next - seq;
+        if (d->synced && seq == d->exp && d->hdr_have == 0 && (int32_t)body_left >= 0 &&
+            body_left >= len && len <= UINT32_MAX / 2) {
+            d->exp = seq + (uint32_t)len;
+            return;
+        }
         track_segment(t, dir, seq, payload, caplen, len, ts_us);
         return;
     }
