@@ -264,6 +264,23 @@ static int cmp_u16(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Ascending sort of a hello's lists. Real hellos have a few dozen values, where insertion
+ * sort beats qsort's per-comparison callback; long (hostile) lists keep qsort's n log n. */
+static void sort_u16(uint16_t *v, size_t n)
+{
+    if (n > 64) {
+        qsort(v, n, sizeof(uint16_t), cmp_u16);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint16_t x = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+}
+
 static bool ascii_alnum(uint8_t c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -317,8 +334,8 @@ static int ja4_lists_make(struct ja4_lists *l, const struct sn_tls_fp_hello *h)
     l->n_exts = copy_no_grease(l->exts, h->exts, h->n_exts, true);
     l->sigalgs = l->exts + l->n_exts;
     l->n_sigalgs = copy_no_grease(l->sigalgs, h->sigalgs, h->n_sigalgs, false);
-    qsort(l->ciphers, l->n_ciphers, sizeof(uint16_t), cmp_u16);
-    qsort(l->exts, l->n_exts, sizeof(uint16_t), cmp_u16);
+    sort_u16(l->ciphers, l->n_ciphers);
+    sort_u16(l->exts, l->n_exts);
 
     l->cipher_count = (unsigned)(l->n_ciphers > 99 ? 99 : l->n_ciphers);
     size_t ne = count_no_grease(h->exts, h->n_exts);
