@@ -38,7 +38,7 @@ struct sn_x509_info {
 };
 
 /* Decodes `len` bytes of DER. Returns 0, or -SN_EPROTO when libcrypto rejects it (out is
- * then zeroed). Results are cached per thread by the DER's SHA-256. */
+ * then zeroed). Results are cached per thread, keyed by the DER bytes. */
 int sn_x509_parse(struct sn_x509_info *out, const uint8_t *der, size_t len)
     __attribute__((warn_unused_result));
 

@@ -760,15 +760,18 @@ int sn_x509_parse_libcrypto(struct sn_x509_info *out, const uint8_t *der, size_t
 }
 
 /* ---- Cache ------------------------------------------------------------------------------
- * Servers send the same leaf again and again, and the record needs the DER's SHA-256 anyway:
- * each thread keeps a small direct-mapped cache of decoded leaves keyed by it. The cache is
- * per thread (no locks), allocated on first use, and freed by a thread-exit destructor. */
+ * Servers send the same leaf again and again: each thread keeps a small direct-mapped cache
+ * of decoded leaves, keyed by the DER bytes themselves (a hit costs one memcmp, not the
+ * SHA-256 of the certificate). Leaves up to CACHE_DER_MAX bytes are cached; larger ones are
+ * decoded every time. The cache is per thread (no locks, ~360 KiB), allocated on first use,
+ * and freed by a thread-exit destructor. */
 #define CACHE_SLOTS 64u
+#define CACHE_DER_MAX 4096u
 
 struct cache_slot {
-    bool used;
-    unsigned char md[32];
+    uint32_t der_len; /* 0: empty */
     struct sn_x509_info info;
+    uint8_t der[CACHE_DER_MAX];
 };
 
 static pthread_key_t cache_key;
@@ -780,7 +783,9 @@ static void cache_key_init(void)
         cache_key = (pthread_key_t)-1;
 }
 
-static struct cache_slot *cache_slot_for(const unsigned char md[32])
+/* The slot for a certificate: picked by its length and last eight bytes, which are the end
+ * of the signature and so as good as random. */
+static struct cache_slot *cache_slot_for(const uint8_t *der, size_t len)
 {
     pthread_once(&cache_once, cache_key_init);
     if (cache_key == (pthread_key_t)-1)
@@ -793,7 +798,11 @@ static struct cache_slot *cache_slot_for(const unsigned char md[32])
             return NULL;
         }
     }
-    return &cache[(md[0] | (unsigned)md[1] << 8) % CACHE_SLOTS];
+    uint64_t h = len;
+    for (size_t i = 0; i < 8 && i < len; i++)
+        h = h << 8 ^ der[len - 1 - i];
+    h *= 0x9e3779b97f4a7c15ull;
+    return &cache[(h >> 32) % CACHE_SLOTS];
 }
 
 int sn_x509_parse(struct sn_x509_info *x, const uint8_t *der, size_t len)
@@ -801,17 +810,16 @@ int sn_x509_parse(struct sn_x509_info *x, const uint8_t *der, size_t len)
     unsigned char md[32];
     if (!der || len == 0 || len > LONG_MAX)
         return parse_libcrypto(x, der, len);
-    if (!der_sha256(der, len, md))
-        return parse_with_md(x, der, len, NULL);
-    struct cache_slot *s = cache_slot_for(md);
-    if (s && s->used && memcmp(s->md, md, 32) == 0) {
+    struct cache_slot *s = len <= CACHE_DER_MAX ? cache_slot_for(der, len) : NULL;
+    if (s && s->der_len == len && memcmp(s->der, der, len) == 0) {
         *x = s->info;
         return 0;
     }
-    int rc = parse_with_md(x, der, len, md);
-    if (rc == 0 && s) {
-        s->used = true;
-        memcpy(s->md, md, 32);
+    bool have_md = der_sha256(der, len, md);
+    int rc = parse_with_md(x, der, len, have_md ? md : NULL);
+    if (rc == 0 && s && have_md) {
+        s->der_len = (uint32_t)len;
+        memcpy(s->der, der, len);
         s->info = *x;
     }
     return rc;
