@@ -128,7 +128,16 @@ static void map_set_range(struct tls_dir *d, uint32_t i, uint32_t n)
 static uint32_t map_find(const struct tls_dir *d, uint32_t i, uint32_t lim, bool set)
 {
     uint8_t skip = set ? 0x00 : 0xff;
+    uint64_t skip64 = set ? 0 : UINT64_MAX;
     while (i < lim) {
+        if (!(i & 63) && lim - i >= 64) { /* 64 offsets per step through long runs */
+            uint64_t w;
+            memcpy(&w, d->map + (i >> 3), sizeof(w));
+            if (w == skip64) {
+                i += 64;
+                continue;
+            }
+        }
         if (!(i & 7) && lim - i >= 8 && d->map[i >> 3] == skip) {
             i += 8;
             continue;
@@ -554,9 +563,10 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
     uint32_t n = caplen < cap - off ? (uint32_t)caplen : cap - off;
     if (len > caplen && off + n < cap && off + n < d->cut)
         d->cut = off + n;
+    bool fresh = off >= d->hi; /* nothing at or above off is filled yet */
     if (n == 0) {
         /* only the cut or overflow bookkeeping above */
-    } else if (off >= d->hi) {
+    } else if (fresh) {
         /* Nothing at or above off is filled yet (in-order data): one copy. */
         memcpy(d->buf + off, p, n);
         map_set_range(d, off, n);
@@ -581,7 +591,10 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
         return;
     }
     uint32_t before = d->contig;
-    d->contig = map_find(d, d->contig, d->hi, false);
+    if (fresh && off == d->contig)
+        d->contig = off + n; /* in order: filled up to the end, nothing beyond */
+    else
+        d->contig = map_find(d, d->contig, d->hi, false);
     if (d->contig > before)
         d->ooo = 0;
 }
