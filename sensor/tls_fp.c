@@ -67,9 +67,12 @@ static void out_put(struct fp_out *o, const char *s, size_t n)
         if (n > sizeof(o->stage)) {
             if (!o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
                 o->md_err = true;
-        } else {
-            for (size_t i = 0; i < n; i++) /* pieces are 1-5 bytes: no memcpy call */
+        } else if (n <= 8) {
+            for (size_t i = 0; i < n; i++) /* short pieces: no memcpy call */
                 o->stage[o->nstage + i] = s[i];
+            o->nstage += n;
+        } else {
+            memcpy(o->stage + o->nstage, s, n);
             o->nstage += n;
         }
     }
@@ -97,41 +100,71 @@ static void out_dec(struct fp_out *o, unsigned v)
     out_put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void out_hex4(struct fp_out *o, uint16_t v)
-{
-    static const char hx[] = "0123456789abcdef";
-    char tmp[4] = {hx[v >> 12], hx[(v >> 8) & 15], hx[(v >> 4) & 15], hx[v & 15]};
-    out_put(o, tmp, 4);
-}
-
 static void out_finish_buf(struct fp_out *o)
 {
     if (o->buf && o->cap > 0)
         o->buf[o->len < o->cap ? o->len : o->cap - 1] = '\0';
 }
 
+/* Lists are formatted into a local buffer and emitted in a few large pieces: one out_put
+ * per value was most of the cost of a fingerprint. */
+#define LIST_BUF 256
+#define LIST_ITEM_MAX 6 /* separator + 5 decimal digits (or 4 hex) */
+
+/* Writes v in decimal at p; returns the digits written (1-5). */
+static size_t put_dec16(char *p, uint16_t v)
+{
+    char tmp[5];
+    size_t k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < k; i++)
+        p[i] = tmp[k - 1 - i];
+    return k;
+}
+
 /* Decimal list joined by '-', GREASE skipped (JA3). */
 static void out_dec_list(struct fp_out *o, const uint16_t *v, size_t n)
 {
+    char buf[LIST_BUF];
+    size_t k = 0;
     bool first = true;
     for (size_t i = 0; i < n; i++) {
         if (sn_tls_fp_is_grease(v[i]))
             continue;
+        if (k > sizeof(buf) - LIST_ITEM_MAX) {
+            out_put(o, buf, k);
+            k = 0;
+        }
         if (!first)
-            out_put(o, "-", 1);
-        out_dec(o, v[i]);
+            buf[k++] = '-';
+        k += put_dec16(buf + k, v[i]);
         first = false;
     }
+    out_put(o, buf, k);
 }
 
 /* 4-digit lowercase hex list joined by ',' (JA4). Input has GREASE removed already. */
 static void out_hex_list(struct fp_out *o, const uint16_t *v, size_t n)
 {
+    static const char hx[] = "0123456789abcdef";
+    char buf[LIST_BUF];
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (k > sizeof(buf) - LIST_ITEM_MAX) {
+            out_put(o, buf, k);
+            k = 0;
+        }
         if (i)
-            out_put(o, ",", 1);
-        out_hex4(o, v[i]);
+            buf[k++] = ',';
+        buf[k++] = hx[v[i] >> 12];
+        buf[k++] = hx[(v[i] >> 8) & 15];
+        buf[k++] = hx[(v[i] >> 4) & 15];
+        buf[k++] = hx[v[i] & 15];
     }
+    out_put(o, buf, k);
 }
 
 static void hex_lower(const unsigned char *p, size_t n, char *out)
@@ -376,9 +409,24 @@ static void ja4_a(const struct sn_tls_fp_hello *h, const struct ja4_lists *l, ch
             alpn[1] = hx[b & 15];
         }
     }
-    snprintf(out, 11, "%c%s%c%02u%02u%s", h->transport ? h->transport : 't',
-             sn_tls_fp_ja4_version(ver), h->has_sni ? 'd' : 'i', l->cipher_count % 100,
-             l->ext_count % 100, alpn);
+    /* snprintf(out, 11, "%c%s%c%02u%02u%s", ...) written out: it ran once per hello. */
+    char tmp[32];
+    const char *vs = sn_tls_fp_ja4_version(ver); /* two characters */
+    size_t k = 0;
+    tmp[k++] = h->transport ? h->transport : 't';
+    for (size_t i = 0; vs[i] && k < 16; i++)
+        tmp[k++] = vs[i];
+    tmp[k++] = h->has_sni ? 'd' : 'i';
+    tmp[k++] = (char)('0' + l->cipher_count % 100 / 10);
+    tmp[k++] = (char)('0' + l->cipher_count % 10);
+    tmp[k++] = (char)('0' + l->ext_count % 100 / 10);
+    tmp[k++] = (char)('0' + l->ext_count % 10);
+    tmp[k++] = alpn[0];
+    tmp[k++] = alpn[1];
+    if (k > 10)
+        k = 10; /* snprintf's cut */
+    memcpy(out, tmp, k);
+    out[k] = '\0';
 }
 
 static void ja4_c_emit(struct fp_out *o, const struct ja4_lists *l)
@@ -417,7 +465,13 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
         if ((rc = md_end(&o, c, 12)) != 0)
             goto done;
     }
-    snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c);
+    /* snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c): 10 + 1 + 12 + 1 + 12 chars */
+    size_t na = strlen(a);
+    memcpy(out, a, na);
+    out[na] = '_';
+    memcpy(out + na + 1, b, 12);
+    out[na + 13] = '_';
+    memcpy(out + na + 14, c, 13);
 done:
     free(l.heap);
     return rc;
