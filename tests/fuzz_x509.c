@@ -1,8 +1,8 @@
 /* libFuzzer target for the certificate decoders (sensor/x509.c), differential: whatever our
  * DER walker decodes, libcrypto must decode to exactly the same fields; the walker must never
  * take a certificate libcrypto rejects. The cached entry point must agree with libcrypto too.
- * Seeds: the .der files in tests/data/x509 (pass that directory as a corpus argument, or
- * copy it first).
+ * Seeds: tests/corpus/x509/ (a few certificates copied from tests/data/x509; a copy of the
+ * whole of tests/data/x509 makes a larger seed set).
  */
 #include <stddef.h>
 #include <stdint.h>
