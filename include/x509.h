@@ -1,4 +1,6 @@
-/* x509: metadata of one DER certificate (the TLS leaf), decoded with OpenSSL libcrypto.
+/* x509: metadata of one DER certificate (the TLS leaf). Our own DER walker decodes the
+ * common shapes; anything else goes through OpenSSL libcrypto, whose output the walker
+ * reproduces byte for byte.
  *
  * All fields are fixed-size NUL-terminated strings; long values are cut (at a UTF-8
  * character boundary) and SANs beyond the buffer are counted, not stored.
@@ -36,8 +38,16 @@ struct sn_x509_info {
 };
 
 /* Decodes `len` bytes of DER. Returns 0, or -SN_EPROTO when libcrypto rejects it (out is
- * then zeroed). */
+ * then zeroed). Results are cached per thread, keyed by the DER bytes. */
 int sn_x509_parse(struct sn_x509_info *out, const uint8_t *der, size_t len)
+    __attribute__((warn_unused_result));
+
+/* The two decoders behind sn_x509_parse, uncached, for tests and fuzzing:
+ * _fast is the DER walker alone: 0, or -SN_EPROTO when it does not take the certificate
+ * (out zeroed); _libcrypto is the OpenSSL path alone (same results as sn_x509_parse). */
+int sn_x509_parse_fast(struct sn_x509_info *out, const uint8_t *der, size_t len)
+    __attribute__((warn_unused_result));
+int sn_x509_parse_libcrypto(struct sn_x509_info *out, const uint8_t *der, size_t len)
     __attribute__((warn_unused_result));
 
 /* The i-th stored DNS SAN (borrowed from x), or NULL when i >= x->n_san. */

@@ -109,6 +109,46 @@ static inline void map_clr(struct tls_dir *d, uint32_t i)
     d->map[i >> 3] = (uint8_t)(d->map[i >> 3] & ~(1u << (i & 7)));
 }
 
+/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+static void map_set_range(struct tls_dir *d, uint32_t i, uint32_t n)
+{
+    uint32_t end = i + n;
+    while (i < end && (i & 7))
+        map_set(d, i++);
+    if (end - i >= 8) {
+        memset(d->map + (i >> 3), 0xff, (end - i) >> 3);
+        i += (end - i) & ~7u;
+    }
+    while (i < end)
+        map_set(d, i++);
+}
+
+/* The first offset in [i, lim) whose bit equals `set`, or lim. Skips whole map bytes that
+ * cannot hold it, so scanning a filled (or empty) buffer costs one step per 8 bytes. */
+static uint32_t map_find(const struct tls_dir *d, uint32_t i, uint32_t lim, bool set)
+{
+    uint8_t skip = set ? 0x00 : 0xff;
+    uint64_t skip64 = set ? 0 : UINT64_MAX;
+    while (i < lim) {
+        if (!(i & 63) && lim - i >= 64) { /* 64 offsets per step through long runs */
+            uint64_t w;
+            memcpy(&w, d->map + (i >> 3), sizeof(w));
+            if (w == skip64) {
+                i += 64;
+                continue;
+            }
+        }
+        if (!(i & 7) && lim - i >= 8 && d->map[i >> 3] == skip) {
+            i += 8;
+            continue;
+        }
+        if (map_get(d, i) == set)
+            return i;
+        i++;
+    }
+    return lim;
+}
+
 struct sn_tls *sn_tls_new(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
 {
     struct sn_tls_cfg c = {SN_TLS_DEFAULT_REASM_CAP, SN_TLS_DEFAULT_FIRST_RECORDS, NULL, NULL};
@@ -272,14 +312,10 @@ static void handoff(struct sn_tls *t, int dir, bool synced, int64_t ts_us)
     if (d->buf) {
         uint32_t i = d->rd;
         while (i < d->hi) {
-            uint32_t a = i;
-            while (a < d->hi && !map_get(d, a))
-                a++;
+            uint32_t a = map_find(d, i, d->hi, true);
             if (a >= d->hi)
                 break;
-            uint32_t b = a;
-            while (b < d->hi && map_get(d, b))
-                b++;
+            uint32_t b = map_find(d, a, d->hi, false);
             track_segment(t, dir, d->base + a, d->buf + a, b - a, b - a, ts_us);
             i = b;
         }
@@ -527,10 +563,24 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
     uint32_t n = caplen < cap - off ? (uint32_t)caplen : cap - off;
     if (len > caplen && off + n < cap && off + n < d->cut)
         d->cut = off + n;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!map_get(d, off + i)) {
-            d->buf[off + i] = p[i];
-            map_set(d, off + i);
+    bool fresh = off >= d->hi; /* nothing at or above off is filled yet */
+    if (n == 0) {
+        /* only the cut or overflow bookkeeping above */
+    } else if (fresh) {
+        /* Nothing at or above off is filled yet (in-order data): one copy. */
+        memcpy(d->buf + off, p, n);
+        map_set_range(d, off, n);
+    } else {
+        /* Overlaps earlier data: copy only the runs still missing. */
+        uint32_t i = off, e = off + n;
+        while (i < e) {
+            uint32_t a = map_find(d, i, e, false);
+            if (a >= e)
+                break;
+            uint32_t b = map_find(d, a, e, true);
+            memcpy(d->buf + a, p + (a - off), b - a);
+            map_set_range(d, a, b - a);
+            i = b;
         }
     }
     if (off + n > d->hi)
@@ -541,8 +591,10 @@ static void hs_store(struct sn_tls *t, struct tls_dir *d, uint32_t off, const ui
         return;
     }
     uint32_t before = d->contig;
-    while (d->contig < d->hi && map_get(d, d->contig))
-        d->contig++;
+    if (fresh && off == d->contig)
+        d->contig = off + n; /* in order: filled up to the end, nothing beyond */
+    else
+        d->contig = map_find(d, d->contig, d->hi, false);
     if (d->contig > before)
         d->ooo = 0;
 }
@@ -685,19 +737,23 @@ static void track_segment(struct sn_tls *t, int dir, uint32_t seq, const uint8_t
             break;
         }
         struct sn_cur c = sn_cur_make(p + o, caplen - (size_t)o);
-        size_t n = REC_HDR - d->hdr_have;
-        if (n > sn_cur_left(&c))
-            n = sn_cur_left(&c);
-        sn_cur_copy(&c, d->hdr + d->hdr_have, n);
-        d->hdr_have = (uint8_t)(d->hdr_have + n);
-        if (d->hdr_have < REC_HDR) {
-            if ((size_t)o + n < len) { /* the segment goes on but the capture does not */
-                d->synced = false;
-                t->st->desync++;
+        struct sn_cur h = c; /* a whole header in this segment: read it in place */
+        if (d->hdr_have || sn_cur_left(&c) < REC_HDR) {
+            /* A header split across segments: gather it in d->hdr. */
+            size_t n = REC_HDR - d->hdr_have;
+            if (n > sn_cur_left(&c))
+                n = sn_cur_left(&c);
+            sn_cur_copy(&c, d->hdr + d->hdr_have, n);
+            d->hdr_have = (uint8_t)(d->hdr_have + n);
+            if (d->hdr_have < REC_HDR) {
+                if ((size_t)o + n < len) { /* the segment goes on but the capture does not */
+                    d->synced = false;
+                    t->st->desync++;
+                }
+                break;
             }
-            break;
+            h = sn_cur_make(d->hdr, REC_HDR);
         }
-        struct sn_cur h = sn_cur_make(d->hdr, REC_HDR);
         uint8_t type = sn_cur_u8(&h);
         uint16_t ver = sn_cur_u16(&h);
         uint16_t rlen = sn_cur_u16(&h);
@@ -731,6 +787,14 @@ void sn_tls_segment(struct sn_tls *t, int dir, uint32_t seq, bool syn, const uin
     if (len == 0)
         return;
     if (d->phase == PH_TRACK) {
+        /* Steady state: an in-order segment that lies inside the current record's body only
+         * moves exp (what track_segment would conclude, without its checks). */
+        uint32_t body_left = d->next - seq;
+        if (d->synced && seq == d->exp && d->hdr_have == 0 && (int32_t)body_left >= 0 &&
+            body_left >= len && len <= UINT32_MAX / 2) {
+            d->exp = seq + (uint32_t)len;
+            return;
+        }
         track_segment(t, dir, seq, payload, caplen, len, ts_us);
         return;
     }

@@ -9,6 +9,7 @@
 #include "tls_fp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +40,42 @@ const char *sn_tls_fp_ja4_version(uint16_t v)
     }
 }
 
-/* A sink for fingerprint source strings: a digest, a bounded buffer, or both. */
+/* A sink for fingerprint source strings: a digest, a bounded buffer, or both. The digest
+ * input is staged and fed in large pieces: a source string is made of many one- to
+ * five-byte pieces, and each EVP_DigestUpdate costs far more than the bytes it hashes. */
 struct fp_out {
     EVP_MD_CTX *md;
     char *buf;
     size_t cap, len; /* len counts every byte emitted, even past cap */
     bool md_err;
+    size_t nstage;
+    char stage[512];
 };
+
+static void out_flush(struct fp_out *o)
+{
+    if (o->nstage && !o->md_err && EVP_DigestUpdate(o->md, o->stage, o->nstage) != 1)
+        o->md_err = true;
+    o->nstage = 0;
+}
 
 static void out_put(struct fp_out *o, const char *s, size_t n)
 {
-    if (o->md && !o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
-        o->md_err = true;
+    if (o->md) {
+        if (o->nstage + n > sizeof(o->stage))
+            out_flush(o);
+        if (n > sizeof(o->stage)) {
+            if (!o->md_err && EVP_DigestUpdate(o->md, s, n) != 1)
+                o->md_err = true;
+        } else if (n <= 8) {
+            for (size_t i = 0; i < n; i++) /* short pieces: no memcpy call */
+                o->stage[o->nstage + i] = s[i];
+            o->nstage += n;
+        } else {
+            memcpy(o->stage + o->nstage, s, n);
+            o->nstage += n;
+        }
+    }
     if (o->buf && o->cap > 0 && o->len < o->cap - 1) {
         size_t room = o->cap - 1 - o->len;
         memcpy(o->buf + o->len, s, n < room ? n : room);
@@ -75,41 +100,71 @@ static void out_dec(struct fp_out *o, unsigned v)
     out_put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void out_hex4(struct fp_out *o, uint16_t v)
-{
-    static const char hx[] = "0123456789abcdef";
-    char tmp[4] = {hx[v >> 12], hx[(v >> 8) & 15], hx[(v >> 4) & 15], hx[v & 15]};
-    out_put(o, tmp, 4);
-}
-
 static void out_finish_buf(struct fp_out *o)
 {
     if (o->buf && o->cap > 0)
         o->buf[o->len < o->cap ? o->len : o->cap - 1] = '\0';
 }
 
+/* Lists are formatted into a local buffer and emitted in a few large pieces: one out_put
+ * per value was most of the cost of a fingerprint. */
+#define LIST_BUF 256
+#define LIST_ITEM_MAX 6 /* separator + 5 decimal digits (or 4 hex) */
+
+/* Writes v in decimal at p; returns the digits written (1-5). */
+static size_t put_dec16(char *p, uint16_t v)
+{
+    char tmp[5];
+    size_t k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < k; i++)
+        p[i] = tmp[k - 1 - i];
+    return k;
+}
+
 /* Decimal list joined by '-', GREASE skipped (JA3). */
 static void out_dec_list(struct fp_out *o, const uint16_t *v, size_t n)
 {
+    char buf[LIST_BUF];
+    size_t k = 0;
     bool first = true;
     for (size_t i = 0; i < n; i++) {
         if (sn_tls_fp_is_grease(v[i]))
             continue;
+        if (k > sizeof(buf) - LIST_ITEM_MAX) {
+            out_put(o, buf, k);
+            k = 0;
+        }
         if (!first)
-            out_put(o, "-", 1);
-        out_dec(o, v[i]);
+            buf[k++] = '-';
+        k += put_dec16(buf + k, v[i]);
         first = false;
     }
+    out_put(o, buf, k);
 }
 
 /* 4-digit lowercase hex list joined by ',' (JA4). Input has GREASE removed already. */
 static void out_hex_list(struct fp_out *o, const uint16_t *v, size_t n)
 {
+    static const char hx[] = "0123456789abcdef";
+    char buf[LIST_BUF];
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (k > sizeof(buf) - LIST_ITEM_MAX) {
+            out_put(o, buf, k);
+            k = 0;
+        }
         if (i)
-            out_put(o, ",", 1);
-        out_hex4(o, v[i]);
+            buf[k++] = ',';
+        buf[k++] = hx[v[i] >> 12];
+        buf[k++] = hx[(v[i] >> 8) & 15];
+        buf[k++] = hx[(v[i] >> 4) & 15];
+        buf[k++] = hx[v[i] & 15];
     }
+    out_put(o, buf, k);
 }
 
 static void hex_lower(const unsigned char *p, size_t n, char *out)
@@ -122,10 +177,34 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Starts a digest sink. */
-static int md_begin(struct fp_out *o, const EVP_MD *type)
+/* OpenSSL 3 resolves EVP_md5()/EVP_sha256() through a locked method-store lookup on every
+ * EVP_DigestInit_ex; fetching each algorithm once avoids that. The fetched methods are never
+ * changed after the once-routine (shared read-only by all threads) and live until exit. */
+enum { MD_MD5, MD_SHA256 };
+static const EVP_MD *md_fetched[2];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_fetch_all(void)
 {
-    memset(o, 0, sizeof(*o));
+    md_fetched[MD_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
+    md_fetched[MD_SHA256] = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *md_type(int which)
+{
+    pthread_once(&md_once, md_fetch_all);
+    if (md_fetched[which])
+        return md_fetched[which];
+    return which == MD_MD5 ? EVP_md5() : EVP_sha256(); /* fetch failed: the slow way */
+}
+
+/* Starts a digest sink. */
+static int md_begin(struct fp_out *o, int which)
+{
+    const EVP_MD *type = md_type(which);
+    o->buf = NULL;
+    o->cap = o->len = o->nstage = 0;
+    o->md_err = false;
     o->md = EVP_MD_CTX_new();
     if (!o->md)
         return SN_ERR(ENOMEM, "EVP_MD_CTX_new");
@@ -145,6 +224,7 @@ static int md_end(struct fp_out *o, char *out, size_t nhex)
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     int rc = 0;
 
+    out_flush(o);
     if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
         rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
     EVP_MD_CTX_free(o->md);
@@ -180,7 +260,7 @@ static void ja3_emit(struct fp_out *o, const struct sn_tls_fp_hello *h)
 int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, EVP_md5());
+    int rc = md_begin(&o, MD_MD5);
     if (rc)
         return rc;
     ja3_emit(&o, h);
@@ -199,7 +279,7 @@ int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size
                    char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, EVP_md5());
+    int rc = md_begin(&o, MD_MD5);
     if (rc)
         return rc;
     out_dec(&o, version);
@@ -216,6 +296,23 @@ static int cmp_u16(const void *a, const void *b)
 {
     uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Ascending sort of a hello's lists. Real hellos have a few dozen values, where insertion
+ * sort beats qsort's per-comparison callback; long (hostile) lists keep qsort's n log n. */
+static void sort_u16(uint16_t *v, size_t n)
+{
+    if (n > 64) {
+        qsort(v, n, sizeof(uint16_t), cmp_u16);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint16_t x = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
 }
 
 static bool ascii_alnum(uint8_t c)
@@ -271,8 +368,8 @@ static int ja4_lists_make(struct ja4_lists *l, const struct sn_tls_fp_hello *h)
     l->n_exts = copy_no_grease(l->exts, h->exts, h->n_exts, true);
     l->sigalgs = l->exts + l->n_exts;
     l->n_sigalgs = copy_no_grease(l->sigalgs, h->sigalgs, h->n_sigalgs, false);
-    qsort(l->ciphers, l->n_ciphers, sizeof(uint16_t), cmp_u16);
-    qsort(l->exts, l->n_exts, sizeof(uint16_t), cmp_u16);
+    sort_u16(l->ciphers, l->n_ciphers);
+    sort_u16(l->exts, l->n_exts);
 
     l->cipher_count = (unsigned)(l->n_ciphers > 99 ? 99 : l->n_ciphers);
     size_t ne = count_no_grease(h->exts, h->n_exts);
@@ -312,9 +409,24 @@ static void ja4_a(const struct sn_tls_fp_hello *h, const struct ja4_lists *l, ch
             alpn[1] = hx[b & 15];
         }
     }
-    snprintf(out, 11, "%c%s%c%02u%02u%s", h->transport ? h->transport : 't',
-             sn_tls_fp_ja4_version(ver), h->has_sni ? 'd' : 'i', l->cipher_count % 100,
-             l->ext_count % 100, alpn);
+    /* snprintf(out, 11, "%c%s%c%02u%02u%s", ...) written out: it ran once per hello. */
+    char tmp[32];
+    const char *vs = sn_tls_fp_ja4_version(ver); /* two characters */
+    size_t k = 0;
+    tmp[k++] = h->transport ? h->transport : 't';
+    for (size_t i = 0; vs[i] && k < 16; i++)
+        tmp[k++] = vs[i];
+    tmp[k++] = h->has_sni ? 'd' : 'i';
+    tmp[k++] = (char)('0' + l->cipher_count % 100 / 10);
+    tmp[k++] = (char)('0' + l->cipher_count % 10);
+    tmp[k++] = (char)('0' + l->ext_count % 100 / 10);
+    tmp[k++] = (char)('0' + l->ext_count % 10);
+    tmp[k++] = alpn[0];
+    tmp[k++] = alpn[1];
+    if (k > 10)
+        k = 10; /* snprintf's cut */
+    memcpy(out, tmp, k);
+    out[k] = '\0';
 }
 
 static void ja4_c_emit(struct fp_out *o, const struct ja4_lists *l)
@@ -337,7 +449,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
     ja4_a(h, &l, a);
     /* JA4.md: an empty list gives twelve zeros rather than the hash of "". */
     if (l.n_ciphers) {
-        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+        if ((rc = md_begin(&o, MD_SHA256)) != 0)
             goto done;
         out_hex_list(&o, l.ciphers, l.n_ciphers);
         if ((rc = md_end(&o, b, 12)) != 0)
@@ -347,13 +459,19 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
      * not in it), twelve zeros, even if signature algorithms were present. FoxIO's Python
      * agrees (ndpi tls_cipher_lens: ..._000000000000); nDPI hashes "" there instead. */
     if (l.n_exts) {
-        if ((rc = md_begin(&o, EVP_sha256())) != 0)
+        if ((rc = md_begin(&o, MD_SHA256)) != 0)
             goto done;
         ja4_c_emit(&o, &l);
         if ((rc = md_end(&o, c, 12)) != 0)
             goto done;
     }
-    snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c);
+    /* snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c): 10 + 1 + 12 + 1 + 12 chars */
+    size_t na = strlen(a);
+    memcpy(out, a, na);
+    out[na] = '_';
+    memcpy(out + na + 1, b, 12);
+    out[na + 13] = '_';
+    memcpy(out + na + 14, c, 13);
 done:
     free(l.heap);
     return rc;

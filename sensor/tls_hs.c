@@ -13,6 +13,7 @@
 #include "tls_hs.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,9 +274,19 @@ static void json_group(struct sn_json *j, const char *key, uint16_t g)
 struct ch_parse {
     struct tls_client c;
     struct sn_tls_fp_hello fp;
-    struct scratch sc;
     bool seen_sni, seen_alpn, seen_groups, seen_pf, seen_sigalgs, seen_sv, seen_ks;
+    struct scratch sc; /* last: ch_parse_new zeroes what comes before it */
 };
+
+/* A zeroed ch_parse except for the scratch's 2 KiB stack array, which scratch_init sets up
+ * and which is written before it is read (zeroing it cost more than parsing a hello). */
+static struct ch_parse *ch_parse_new(void)
+{
+    struct ch_parse *p = malloc(sizeof(*p));
+    if (p)
+        memset(p, 0, offsetof(struct ch_parse, sc));
+    return p;
+}
 
 /* RFC 6066 3:
  *   struct { NameType name_type; select (name_type) { case host_name: HostName; } name; }
@@ -490,7 +501,7 @@ static void ch_commit(struct sn_tls_meta *m, const struct tls_client *c)
 static int client_hello(struct sn_tls_meta *m, const uint8_t *body, size_t len,
                         uint16_t record_version)
 {
-    struct ch_parse *p = calloc(1, sizeof(*p));
+    struct ch_parse *p = ch_parse_new();
     struct sn_cur c = sn_cur_make(body, len);
     int rc;
 
@@ -594,7 +605,7 @@ int sn_tls_hs_sslv2(struct sn_tls_meta *m, const uint8_t *rec, size_t len)
     if (type != 1 || spec_len % 3 != 0 || sid_len > 32 || chal_len < 16 || chal_len > 32)
         return -SN_EPROTO;
 
-    p = calloc(1, sizeof(*p));
+    p = ch_parse_new();
     if (!p)
         return SN_ERR(ENOMEM, "sslv2 hello");
     if ((rc = scratch_init(&p->sc, len)) != 0)
