@@ -155,7 +155,8 @@ struct sn_agg_flow {
     uint32_t resp_records;
 };
 
-/* Pseudonyms cost up to 65 HMACs (prefix-preserving IPv6): remember recent ones. */
+/* Pseudonyms cost up to 65 HMACs (prefix-preserving IPv6) and IPv6 text costs inet_ntop:
+ * remember recent client ids. */
 #define PCACHE_SIZE 1024
 struct pcache {
     bool used;
@@ -171,13 +172,14 @@ struct sn_agg {
     char hist_key[H_N][32];                  /* ,"<name>":[ (no comma for the first) */
     uint8_t hist_key_len[H_N];
     struct sn_agg_cfg cfg;
-    struct pcache *pcache; /* PCACHE_SIZE entries, only with a pseudonymisation key */
+    struct pcache *pcache; /* PCACHE_SIZE entries */
     int64_t win_us, grace_us;
     char *sensor_id;
     struct sn_pseudo *pseudo;
     sn_agg_emit_fn emit;
     void *ctx;
     int64_t now;
+    int64_t close_at; /* earliest end + grace of an open window; INT64_MAX: none open */
     uint64_t gen;
     struct win w[NWIN];
     unsigned tab_size;
@@ -207,6 +209,16 @@ static size_t scopy(char *dst, size_t cap, const char *src)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return n;
+}
+
+/* Appends src to the string of length n in dst[cap] (truncating like snprintf); returns the
+ * new length. */
+static size_t scat(char *dst, size_t cap, size_t n, const char *src)
+{
+    size_t k = strnlen(src, cap - 1 - n);
+    memcpy(dst + n, src, k);
+    dst[n + k] = '\0';
+    return n + k;
 }
 
 static unsigned bin_of(uint64_t v)
@@ -363,11 +375,21 @@ static struct ent *win_entry(struct sn_agg *a, struct win *w, const struct sn_ag
 
 static void close_win(struct sn_agg *a, struct win *w);
 
-/* Closes windows whose end + grace is before now. */
-void sn_agg_advance(struct sn_agg *a, int64_t now_us)
+/* close_at = the earliest end + grace of the open windows (INT64_MAX if none); called
+ * whenever a window opens or closes. */
+static void update_close_at(struct sn_agg *a)
 {
-    if (now_us > a->now)
-        a->now = now_us;
+    int64_t t = INT64_MAX;
+    for (unsigned i = 0; i < NWIN; i++)
+        if (a->w[i].open && a->w[i].start + a->win_us + a->grace_us < t)
+            t = a->w[i].start + a->win_us + a->grace_us;
+    a->close_at = t;
+}
+
+/* Closes windows whose end + grace is before a->now, oldest first. Kept out of line so the
+ * per-packet check below stays a few instructions. */
+static __attribute__((noinline)) void close_due(struct sn_agg *a)
+{
     for (;;) {
         struct win *oldest = NULL;
         for (unsigned i = 0; i < NWIN; i++)
@@ -379,13 +401,44 @@ void sn_agg_advance(struct sn_agg *a, int64_t now_us)
     }
 }
 
+/* Every packet comes here: with the earliest deadline kept in close_at, nothing more to do
+ * while no window is due. */
+static inline void advance(struct sn_agg *a, int64_t now_us)
+{
+    if (now_us > a->now)
+        a->now = now_us;
+    if (a->now > a->close_at)
+        close_due(a);
+}
+
+void sn_agg_advance(struct sn_agg *a, int64_t now_us)
+{
+    advance(a, now_us);
+}
+
 /* The open window a timestamp counts in (opened if needed). *late: the timestamp's own
  * window had closed, so the oldest window still open takes it. */
-static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
+static struct win *win_open_for(struct sn_agg *a, int64_t ts, bool *late);
+
+static inline struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
 {
-    sn_agg_advance(a, ts);
-    int64_t ws = align_down(ts, a->win_us);
+    advance(a, ts);
     *late = false;
+    /* Usually ts falls in an open window: then it is its own window (windows start aligned)
+     * and not late (advance closed every window whose end + grace < now). */
+    for (unsigned i = 0; i < NWIN; i++) {
+        struct win *w = &a->w[i];
+        if (w->open && ts >= w->start && (uint64_t)ts - (uint64_t)w->start < (uint64_t)a->win_us)
+            return w;
+    }
+    return win_open_for(a, ts, late);
+}
+
+/* win_for when ts's window is not open: it is late, or its window opens now. */
+static __attribute__((noinline)) struct win *win_open_for(struct sn_agg *a, int64_t ts,
+                                                          bool *late)
+{
+    int64_t ws = align_down(ts, a->win_us);
     if (ws + a->win_us + a->grace_us < a->now) {
         *late = true;
         int64_t lo = a->now - a->win_us - a->grace_us; /* first start not closed: >= lo */
@@ -412,6 +465,7 @@ static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
     }
     slot->open = true;
     slot->start = ws;
+    update_close_at(a);
     slot->gen = ++a->gen;
     slot->n = 0;
     slot->ovf_used = false;
@@ -426,9 +480,17 @@ static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
 
 /* ---------- flows: key, settle, attribution ---------- */
 
+/* The cache slot for addr with tag: a client id's prefix bits, or PC_TEXT for the plain text
+ * of a server address. */
+#define PC_TEXT 255
+static struct pcache *pcache_slot(struct sn_agg *a, const struct sn_addr *addr, unsigned tag)
+{
+    uint64_t h = sn_simhash_hash64((const char *)addr->a, sizeof(addr->a)) + tag;
+    return &a->pcache[h % PCACHE_SIZE];
+}
+
 static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
 {
-    char ab[SN_ADDR_STRLEN];
     struct sn_addr addr = f->client;
     unsigned max = addr.family == 6 ? 128 : 32;
     unsigned bits = max;
@@ -438,9 +500,8 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         bits = max;
     char id[64];
     struct pcache *pc = NULL;
-    if (a->pcache && (addr.family == 4 || addr.family == 6)) {
-        uint64_t h = sn_simhash_hash64((const char *)addr.a, sizeof(addr.a)) + bits;
-        pc = &a->pcache[h % PCACHE_SIZE];
+    if (addr.family == 4 || addr.family == 6) {
+        pc = pcache_slot(a, &addr, bits);
         if (pc->used && pc->bits == bits && !sn_addr_cmp(&pc->addr, &addr)) {
             memcpy(id, pc->id, sizeof(id));
             goto have_id;
@@ -449,9 +510,9 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
     if (addr.family != 4 && addr.family != 6) {
         strcpy(id, "-");
     } else if (a->pseudo && !a->cfg.pseudo_prefix_preserving) {
-        char hx[SN_PSEUDO_HEXLEN + 1];
-        sn_pseudo_hmac(a->pseudo, &addr, bits, hx);
-        snprintf(id, sizeof(id), "p:%s", hx);
+        id[0] = 'p';
+        id[1] = ':';
+        sn_pseudo_hmac(a->pseudo, &addr, bits, id + 2); /* SN_PSEUDO_HEXLEN + NUL fit */
     } else {
         if (a->pseudo) {
             struct sn_addr p;
@@ -460,7 +521,7 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         }
         struct sn_addr m = addr;
         sn_addr_mask(&m, bits);
-        snprintf(id, sizeof(id), "%s", sn_addr_str(&m, ab, sizeof(ab)));
+        sn_addr_str(&m, id, sizeof(id));
     }
     if (pc) {
         pc->used = true;
@@ -468,43 +529,76 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         pc->addr = f->client;
         memcpy(pc->id, id, sizeof(id));
     }
-have_id:
-    if (bits < max)
-        snprintf(f->ckey, sizeof(f->ckey), "%s/%u", id, bits);
-    else if (a->cfg.client_key == SN_CLIENT_IP_JA4)
-        snprintf(f->ckey, sizeof(f->ckey), "%s|%s", id, f->ja4[0] ? f->ja4 : "-");
-    else
-        snprintf(f->ckey, sizeof(f->ckey), "%s", id);
+have_id:;
+    /* id (< 64) + "/128" or "|" + JA4 (< JA4_MAX) fit CLIENT_MAX: scat never truncates. */
+    size_t n = scat(f->ckey, sizeof(f->ckey), 0, id);
+    if (bits < max) {
+        char b[8], *p = b + sizeof(b);
+        *--p = '\0';
+        do
+            *--p = (char)('0' + bits % 10);
+        while (bits /= 10);
+        *--p = '/';
+        scat(f->ckey, sizeof(f->ckey), n, p);
+    } else if (a->cfg.client_key == SN_CLIENT_IP_JA4) {
+        n = scat(f->ckey, sizeof(f->ckey), n, "|");
+        scat(f->ckey, sizeof(f->ckey), n, f->ja4[0] ? f->ja4 : "-");
+    }
 }
 
-static void service_key(struct sn_agg_flow *f)
+static void service_key(struct sn_agg *a, struct sn_agg_flow *f)
 {
-    char ab[SN_ADDR_STRLEN];
     if (f->has_label) {
         f->svc_src = SRC_RULE;
     } else if (f->sni[0]) {
         sn_regdom_get(f->sni, strlen(f->sni), f->service, sizeof(f->service));
         f->svc_src = SRC_SNI;
     } else if (f->server_asn) {
-        snprintf(f->service, sizeof(f->service), "AS%u", f->server_asn);
+        char b[16], *p = b + sizeof(b);
+        uint32_t v = f->server_asn;
+        *--p = '\0';
+        do
+            *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        *--p = 'S';
+        *--p = 'A';
+        scat(f->service, sizeof(f->service), 0, p);
         f->svc_src = SRC_ASN;
     } else {
-        snprintf(f->service, sizeof(f->service), "%s", sn_addr_str(&f->server, ab, sizeof(ab)));
+        struct pcache *pc = pcache_slot(a, &f->server, PC_TEXT);
+        if (!(pc->used && pc->bits == PC_TEXT && !sn_addr_cmp(&pc->addr, &f->server))) {
+            pc->used = true;
+            pc->bits = PC_TEXT;
+            pc->addr = f->server;
+            sn_addr_str(&f->server, pc->id, sizeof(pc->id));
+        }
+        _Static_assert(SERVICE_MAX >= sizeof(pc->id), "service holds an address");
+        memcpy(f->service, pc->id, sizeof(pc->id));
         f->svc_src = SRC_IP;
     }
 }
 
 /* The flow's entry in window w; the first lookup per window counts the flow active there
  * and adds its categorical values. */
-static struct ent *flow_entry(struct sn_agg *a, struct sn_agg_flow *f, struct win *w)
+static struct ent *flow_entry_new(struct sn_agg *a, struct sn_agg_flow *f, struct win *w);
+
+static inline struct ent *flow_entry(struct sn_agg *a, struct sn_agg_flow *f, struct win *w)
 {
-    unsigned victim = 0;
-    for (unsigned i = 0; i < NWIN; i++) {
+    for (unsigned i = 0; i < NWIN; i++)
         if (f->cache[i].gen == w->gen)
             return f->cache[i].e;
+    return flow_entry_new(a, f, w);
+}
+
+/* flow_entry's first lookup in w (out of line: the per-packet path is the cache hit). */
+static __attribute__((noinline)) struct ent *flow_entry_new(struct sn_agg *a,
+                                                            struct sn_agg_flow *f,
+                                                            struct win *w)
+{
+    unsigned victim = 0;
+    for (unsigned i = 1; i < NWIN; i++)
         if (f->cache[i].gen < f->cache[victim].gen)
             victim = i;
-    }
     struct ent *e = win_entry(a, w, f);
     f->cache[victim].gen = w->gen;
     f->cache[victim].e = e;
@@ -566,7 +660,7 @@ static void do_settle(struct sn_agg *a, struct sn_agg_flow *f)
 {
     f->settled = true;
     client_key(a, f);
-    service_key(f);
+    service_key(a, f);
     for (unsigned s = 0; s < PEND_SLOTS; s++) {
         struct pend_slot *p = &f->slot[s];
         if (!p->used)
@@ -734,6 +828,7 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
     a->emit = emit;
     a->ctx = ctx;
     a->now = INT64_MIN;
+    a->close_at = INT64_MAX;
     a->ent_limit = NWIN * a->cfg.max_entries;
     sn_json_init(&a->j);
     sn_json_init(&a->wj);
@@ -746,9 +841,9 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
     if (cfg->pseudo_key && cfg->pseudo_key_len) {
         if (!(a->pseudo = sn_pseudo_new(cfg->pseudo_key, cfg->pseudo_key_len)))
             goto fail;
-        if (!(a->pcache = calloc(PCACHE_SIZE, sizeof(*a->pcache))))
-            goto fail;
     }
+    if (!(a->pcache = calloc(PCACHE_SIZE, sizeof(*a->pcache))))
+        goto fail;
     a->tab_size = 16;
     while (a->tab_size < 2 * a->cfg.max_entries)
         a->tab_size <<= 1;
@@ -1548,5 +1643,6 @@ static void close_win(struct sn_agg *a, struct win *w)
         ent_release(a, w->list[i]);
     w->n = 0;
     w->open = false;
+    update_close_at(a);
     a->st.windows_closed++;
 }
