@@ -82,7 +82,8 @@ struct ent {
     uint64_t ex_n, ex_rec, ex_burst, req_bytes, resp_bytes, resp_records;
     uint64_t ttfb_sum, resp_dur_sum, unanswered;
     uint32_t hist[H_N][BINS];
-    uint32_t hist_nz[H_N]; /* bit b set iff hist[h][b] > 0 (emission skips empty bins) */
+    uint32_t hist_nz[H_N]; /* bit b set once hist[h][b] was counted (so it is > 0 unless it
+                            * wrapped around): emission and SimHash skip the other bins */
     struct topk t_sni, t_ja4, t_ja3, t_alpn;
     struct topk_asn t_asn;
     /* last: ent_reset leaves them as they are */
@@ -1323,6 +1324,8 @@ static uint64_t ent_simhash(const struct sn_agg *a, const struct ent *e)
         uint64_t total = 0;
         for (uint32_t m = nz; m; m &= m - 1)
             total += c[__builtin_ctz(m)];
+        if (!total) /* only if 2^32 counts wrapped a bin around */
+            continue;
         /* Smoothed with the kernel [1 2 1] / 4 so that values close to a bin edge count
          * partly in the neighbouring bins: two clients whose values straddle an edge still
          * share features. The bins with a non-zero smoothed count are exactly the non-empty
@@ -1334,6 +1337,8 @@ static uint64_t ent_simhash(const struct sn_agg *a, const struct ent *e)
                 sm += c[b - 1];
             if (b + 1 < BINS)
                 sm += c[b + 1];
+            if (!sm)
+                continue;
             fh[n] = a->hist_feat[h][b];
             fw[n++] = share_w(sm, 4 * total);
         }
@@ -1548,6 +1553,8 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     for (unsigned h = 0; h < H_N; h++) {
         o = put_n(o, a->hist_key[h], a->hist_key_len[h]); /* ,"name":[ */
         unsigned last = e->hist_nz[h] ? 32u - (unsigned)__builtin_clz(e->hist_nz[h]) : 0;
+        while (last && !e->hist[h][last - 1]) /* a bin wrapped around to 0 */
+            last--;
         for (unsigned b = 0; b < last; b++) {
             if (b)
                 *o++ = ',';
