@@ -77,8 +77,11 @@
  * stats.overflow_*). cfg.max_flows flow states (sn_agg_flow_start returns NULL beyond it;
  * every call accepts a NULL flow and counts that traffic in the overflow entry). Per flow
  * about 1.5 KB, per entry about 5 KB, allocated once per flow/entry (never per packet) and
- * reused. The totals reconcile exactly: summed over all fingerprints (overflow included),
- * up/down pkts and bytes equal what was passed to sn_agg_packet.
+ * reused. Fixed per aggregator: the window indexes (24 to 40 bytes x max_entries per window,
+ * plus a sort buffer), a 1024-slot client id cache (85 KB) and one record buffer sized for
+ * the largest record (32 KB + 6 x the sensor id). The totals reconcile exactly: summed over
+ * all fingerprints (overflow included), up/down pkts and bytes equal what was passed to
+ * sn_agg_packet.
  *
  * Output order is deterministic: windows in time order; in a window entries sorted by client
  * key then service (bytewise), the overflow entry last.

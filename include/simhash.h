@@ -29,6 +29,16 @@ void sn_simhash_add_hash(struct sn_simhash *s, uint64_t h, int64_t w);
 uint64_t sn_simhash_final(const struct sn_simhash *s);
 /* The feature hash h() above. */
 uint64_t sn_simhash_hash64(const char *f, size_t n);
+/* h() in two steps, to hash "prefix:" + value without building the string:
+ * h(a b) = sn_simhash_mix(sn_simhash_fnv(sn_simhash_fnv(SN_SIMHASH_FNV0, a, na), b, nb)). */
+#define SN_SIMHASH_FNV0 0xcbf29ce484222325ULL
+uint64_t sn_simhash_fnv(uint64_t h, const char *f, size_t n);
+uint64_t sn_simhash_mix(uint64_t h);
+/* The SimHash of n features (hashes h[i], weights w[i]) at once: the same value as init,
+ * add_hash for each, final. Non-negative weights summing below SN_SIMHASH_FAST_MAX take a
+ * fast path (16-bit counters, four to a 64-bit word); anything else the int64 one. */
+#define SN_SIMHASH_FAST_MAX 32768
+uint64_t sn_simhash_of(const uint64_t *h, const int64_t *w, size_t n);
 /* Hamming distance. */
 unsigned sn_simhash_dist(uint64_t x, uint64_t y);
 

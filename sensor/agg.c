@@ -1,6 +1,7 @@
 #define SN_LOG_MOD "agg"
 #include "agg.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,6 @@
 #define JA4_MAX 40
 #define JA3_MAX 36
 #define ALPN_MAX 16
-#define ASN_MAX 12
 #define ORG_MAX 64
 #define NWIN 2    /* with grace < window at most two windows are ever open */
 #define PEND_SLOTS 2
@@ -26,6 +26,15 @@
 #define PEND_EX 4
 #define BINS SN_AGG_HIST_BINS
 #define K SN_AGG_TOPK
+
+/* The largest record: every string at its cap, each byte escaped to 6 ("\u00XX"), plus
+ * REC_FIXED for everything else: under 6 KB (keys ~1 KB, ~45 numbers x 21 bytes, 9 x 32
+ * histogram bins x 11, 5 x 8 top-k items x ~35), doubled for margin; plus the window part
+ * (WPRE_FIXED + the escaped sensor id). */
+#define REC_STR_MAX                                                                         \
+    (CLIENT_MAX + SERVICE_MAX + 4 + ORG_MAX + K * (SNI_MAX + JA4_MAX + JA3_MAX + ALPN_MAX))
+#define REC_FIXED 12288
+#define WPRE_FIXED 256
 
 /* Histograms, in output and SimHash order. */
 enum { H_FLOW_BYTES_DOWN, H_FLOW_DUR, H_REC_UP, H_REC_DOWN, H_RESP_BYTES, H_RESP_RECORDS,
@@ -42,9 +51,17 @@ enum { M_NONE = 0, M_REC = 1, M_BURST = 2 };
 enum { PH_IDLE, PH_REQ, PH_RESP };
 
 /* The first K distinct values seen, counted exactly; later distinct values count in `other`.
- * Values live in a caller-provided [K][stride] char array. */
+ * Values live in a caller-provided [K][stride] char array; len[i] is value i's length. */
 struct topk {
     uint32_t n[K];
+    uint8_t used;
+    uint8_t len[K];
+    uint64_t other;
+};
+
+/* The same for server ASNs, kept as numbers. */
+struct topk_asn {
+    uint32_t n[K], v[K];
     uint8_t used;
     uint64_t other;
 };
@@ -54,6 +71,7 @@ struct ent {
     uint64_t hash;
     char client[CLIENT_MAX];
     char service[SERVICE_MAX];
+    uint16_t client_len, service_len;
     uint8_t svc_src;
     bool overflow;
     char country[4];
@@ -64,9 +82,12 @@ struct ent {
     uint64_t ex_n, ex_rec, ex_burst, req_bytes, resp_bytes, resp_records;
     uint64_t ttfb_sum, resp_dur_sum, unanswered;
     uint32_t hist[H_N][BINS];
-    struct topk t_sni, t_ja4, t_ja3, t_alpn, t_asn;
-    char v_sni[K][SNI_MAX], v_ja4[K][JA4_MAX], v_ja3[K][JA3_MAX], v_alpn[K][ALPN_MAX],
-        v_asn[K][ASN_MAX];
+    uint32_t hist_nz[H_N]; /* bit b set once hist[h][b] was counted (so it is > 0 unless it
+                            * wrapped around): emission and SimHash skip the other bins */
+    struct topk t_sni, t_ja4, t_ja3, t_alpn;
+    struct topk_asn t_asn;
+    /* last: ent_reset leaves them as they are */
+    char v_sni[K][SNI_MAX], v_ja4[K][JA4_MAX], v_ja3[K][JA3_MAX], v_alpn[K][ALPN_MAX];
 };
 
 struct win {
@@ -135,7 +156,8 @@ struct sn_agg_flow {
     uint32_t resp_records;
 };
 
-/* Pseudonyms cost up to 65 HMACs (prefix-preserving IPv6): remember recent ones. */
+/* Pseudonyms cost up to 65 HMACs (prefix-preserving IPv6) and IPv6 text costs inet_ntop:
+ * remember recent client ids. */
 #define PCACHE_SIZE 1024
 struct pcache {
     bool used;
@@ -146,14 +168,19 @@ struct pcache {
 
 struct sn_agg {
     uint64_t hist_feat[H_N][BINS]; /* hash of the simhash feature "h:<name>:<bin>" */
+    uint64_t ratio_feat[127];      /* hash of "ratio:<sign><q>", q = -63..63 at [q + 63] */
+    uint64_t fnv_ja4, fnv_alpn, fnv_service; /* FNV state after "ja4:", "alpn:", "service:" */
+    char hist_key[H_N][32];                  /* ,"<name>":[ (no comma for the first) */
+    uint8_t hist_key_len[H_N];
     struct sn_agg_cfg cfg;
-    struct pcache *pcache; /* PCACHE_SIZE entries, only with a pseudonymisation key */
+    struct pcache *pcache; /* PCACHE_SIZE entries */
     int64_t win_us, grace_us;
     char *sensor_id;
     struct sn_pseudo *pseudo;
     sn_agg_emit_fn emit;
     void *ctx;
     int64_t now;
+    int64_t close_at; /* earliest end + grace of an open window; INT64_MAX: none open */
     uint64_t gen;
     struct win w[NWIN];
     unsigned tab_size;
@@ -161,22 +188,38 @@ struct sn_agg {
     unsigned ent_allocated, ent_limit;
     struct sn_agg_flow *flows_head, *flows_tail, *flow_free;
     unsigned flows_live, flows_allocated;
-    struct sn_json j;
+    struct sn_json j;  /* scratch for strings that need escaping */
+    struct sn_json wj; /* the window part of the records being emitted */
+    char *rec;         /* the record being emitted: rec_cap bytes, enough for any */
+    size_t rec_cap;
+    bool rec_fail; /* out of memory while escaping: the record is dropped */
     struct ent **sortbuf;
     struct sn_agg_stats st;
 };
 
 /* ---------- small helpers ---------- */
 
-static void scopy(char *dst, size_t cap, const char *src)
+/* Copies src (NULL: "") into dst[cap], truncating; returns the length copied. */
+static size_t scopy(char *dst, size_t cap, const char *src)
 {
     if (!src) {
         dst[0] = '\0';
-        return;
+        return 0;
     }
     size_t n = strnlen(src, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
+    return n;
+}
+
+/* Appends src to the string of length n in dst[cap] (truncating like snprintf); returns the
+ * new length. */
+static size_t scat(char *dst, size_t cap, size_t n, const char *src)
+{
+    size_t k = strnlen(src, cap - 1 - n);
+    memcpy(dst + n, src, k);
+    dst[n + k] = '\0';
+    return n + k;
 }
 
 static unsigned bin_of(uint64_t v)
@@ -185,6 +228,14 @@ static unsigned bin_of(uint64_t v)
         return 0;
     unsigned b = (unsigned)(64 - __builtin_clzll(v)); /* floor(log2 v) + 1 */
     return b > BINS - 1 ? BINS - 1 : b;
+}
+
+/* Counts v in histogram h of e. */
+static inline void hist_add(struct ent *e, unsigned h, uint64_t v)
+{
+    unsigned b = bin_of(v);
+    e->hist[h][b]++;
+    e->hist_nz[h] |= 1u << b;
 }
 
 static uint64_t pos(int64_t v)
@@ -221,7 +272,22 @@ static void topk_add(struct topk *t, char *vals, size_t stride, const char *v, u
             return;
         }
     if (t->used < K) {
-        scopy(vals + t->used * stride, stride, v);
+        t->len[t->used] = (uint8_t)scopy(vals + t->used * stride, stride, v);
+        t->n[t->used++] = n;
+        return;
+    }
+    t->other += n;
+}
+
+static void topk_asn_add(struct topk_asn *t, uint32_t v, uint32_t n)
+{
+    for (unsigned i = 0; i < t->used; i++)
+        if (t->v[i] == v) {
+            t->n[i] += n;
+            return;
+        }
+    if (t->used < K) {
+        t->v[t->used] = v;
         t->n[t->used++] = n;
         return;
     }
@@ -230,9 +296,11 @@ static void topk_add(struct topk *t, char *vals, size_t stride, const char *v, u
 
 /* ---------- entries and windows ---------- */
 
+/* Zeroes everything but the top-k value arrays (the last members): only the first `used`
+ * values of each are ever read. */
 static void ent_reset(struct ent *e)
 {
-    memset(e, 0, sizeof(*e));
+    memset(e, 0, offsetof(struct ent, v_sni));
 }
 
 static struct ent *ent_alloc(struct sn_agg *a)
@@ -295,8 +363,8 @@ static struct ent *win_entry(struct sn_agg *a, struct win *w, const struct sn_ag
         return win_overflow(a, w);
     }
     e->hash = h;
-    scopy(e->client, sizeof(e->client), f->ckey);
-    scopy(e->service, sizeof(e->service), f->service);
+    e->client_len = (uint16_t)scopy(e->client, sizeof(e->client), f->ckey);
+    e->service_len = (uint16_t)scopy(e->service, sizeof(e->service), f->service);
     e->svc_src = f->svc_src;
     scopy(e->country, sizeof(e->country), f->country);
     e->client_asn = f->client_asn;
@@ -308,11 +376,21 @@ static struct ent *win_entry(struct sn_agg *a, struct win *w, const struct sn_ag
 
 static void close_win(struct sn_agg *a, struct win *w);
 
-/* Closes windows whose end + grace is before now. */
-void sn_agg_advance(struct sn_agg *a, int64_t now_us)
+/* close_at = the earliest end + grace of the open windows (INT64_MAX if none); called
+ * whenever a window opens or closes. */
+static void update_close_at(struct sn_agg *a)
 {
-    if (now_us > a->now)
-        a->now = now_us;
+    int64_t t = INT64_MAX;
+    for (unsigned i = 0; i < NWIN; i++)
+        if (a->w[i].open && a->w[i].start + a->win_us + a->grace_us < t)
+            t = a->w[i].start + a->win_us + a->grace_us;
+    a->close_at = t;
+}
+
+/* Closes windows whose end + grace is before a->now, oldest first. Kept out of line so the
+ * per-packet check below stays a few instructions. */
+static __attribute__((noinline)) void close_due(struct sn_agg *a)
+{
     for (;;) {
         struct win *oldest = NULL;
         for (unsigned i = 0; i < NWIN; i++)
@@ -324,13 +402,44 @@ void sn_agg_advance(struct sn_agg *a, int64_t now_us)
     }
 }
 
+/* Every packet comes here: with the earliest deadline kept in close_at, nothing more to do
+ * while no window is due. */
+static inline void advance(struct sn_agg *a, int64_t now_us)
+{
+    if (now_us > a->now)
+        a->now = now_us;
+    if (a->now > a->close_at)
+        close_due(a);
+}
+
+void sn_agg_advance(struct sn_agg *a, int64_t now_us)
+{
+    advance(a, now_us);
+}
+
 /* The open window a timestamp counts in (opened if needed). *late: the timestamp's own
  * window had closed, so the oldest window still open takes it. */
-static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
+static struct win *win_open_for(struct sn_agg *a, int64_t ts, bool *late);
+
+static inline struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
 {
-    sn_agg_advance(a, ts);
-    int64_t ws = align_down(ts, a->win_us);
+    advance(a, ts);
     *late = false;
+    /* Usually ts falls in an open window: then it is its own window (windows start aligned)
+     * and not late (advance closed every window whose end + grace < now). */
+    for (unsigned i = 0; i < NWIN; i++) {
+        struct win *w = &a->w[i];
+        if (w->open && ts >= w->start && (uint64_t)ts - (uint64_t)w->start < (uint64_t)a->win_us)
+            return w;
+    }
+    return win_open_for(a, ts, late);
+}
+
+/* win_for when ts's window is not open: it is late, or its window opens now. */
+static __attribute__((noinline)) struct win *win_open_for(struct sn_agg *a, int64_t ts,
+                                                          bool *late)
+{
+    int64_t ws = align_down(ts, a->win_us);
     if (ws + a->win_us + a->grace_us < a->now) {
         *late = true;
         int64_t lo = a->now - a->win_us - a->grace_us; /* first start not closed: >= lo */
@@ -357,6 +466,7 @@ static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
     }
     slot->open = true;
     slot->start = ws;
+    update_close_at(a);
     slot->gen = ++a->gen;
     slot->n = 0;
     slot->ovf_used = false;
@@ -365,14 +475,23 @@ static struct win *win_for(struct sn_agg *a, int64_t ts, bool *late)
     slot->ovf->svc_src = SRC_OVERFLOW;
     strcpy(slot->ovf->client, "*");
     strcpy(slot->ovf->service, "*");
+    slot->ovf->client_len = slot->ovf->service_len = 1;
     return slot;
 }
 
 /* ---------- flows: key, settle, attribution ---------- */
 
+/* The cache slot for addr with tag: a client id's prefix bits, or PC_TEXT for the plain text
+ * of a server address. */
+#define PC_TEXT 255
+static struct pcache *pcache_slot(struct sn_agg *a, const struct sn_addr *addr, unsigned tag)
+{
+    uint64_t h = sn_simhash_hash64((const char *)addr->a, sizeof(addr->a)) + tag;
+    return &a->pcache[h % PCACHE_SIZE];
+}
+
 static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
 {
-    char ab[SN_ADDR_STRLEN];
     struct sn_addr addr = f->client;
     unsigned max = addr.family == 6 ? 128 : 32;
     unsigned bits = max;
@@ -382,9 +501,8 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         bits = max;
     char id[64];
     struct pcache *pc = NULL;
-    if (a->pcache && (addr.family == 4 || addr.family == 6)) {
-        uint64_t h = sn_simhash_hash64((const char *)addr.a, sizeof(addr.a)) + bits;
-        pc = &a->pcache[h % PCACHE_SIZE];
+    if (addr.family == 4 || addr.family == 6) {
+        pc = pcache_slot(a, &addr, bits);
         if (pc->used && pc->bits == bits && !sn_addr_cmp(&pc->addr, &addr)) {
             memcpy(id, pc->id, sizeof(id));
             goto have_id;
@@ -393,9 +511,9 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
     if (addr.family != 4 && addr.family != 6) {
         strcpy(id, "-");
     } else if (a->pseudo && !a->cfg.pseudo_prefix_preserving) {
-        char hx[SN_PSEUDO_HEXLEN + 1];
-        sn_pseudo_hmac(a->pseudo, &addr, bits, hx);
-        snprintf(id, sizeof(id), "p:%s", hx);
+        id[0] = 'p';
+        id[1] = ':';
+        sn_pseudo_hmac(a->pseudo, &addr, bits, id + 2); /* SN_PSEUDO_HEXLEN + NUL fit */
     } else {
         if (a->pseudo) {
             struct sn_addr p;
@@ -404,7 +522,7 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         }
         struct sn_addr m = addr;
         sn_addr_mask(&m, bits);
-        snprintf(id, sizeof(id), "%s", sn_addr_str(&m, ab, sizeof(ab)));
+        sn_addr_str(&m, id, sizeof(id));
     }
     if (pc) {
         pc->used = true;
@@ -412,43 +530,76 @@ static void client_key(struct sn_agg *a, struct sn_agg_flow *f)
         pc->addr = f->client;
         memcpy(pc->id, id, sizeof(id));
     }
-have_id:
-    if (bits < max)
-        snprintf(f->ckey, sizeof(f->ckey), "%s/%u", id, bits);
-    else if (a->cfg.client_key == SN_CLIENT_IP_JA4)
-        snprintf(f->ckey, sizeof(f->ckey), "%s|%s", id, f->ja4[0] ? f->ja4 : "-");
-    else
-        snprintf(f->ckey, sizeof(f->ckey), "%s", id);
+have_id:;
+    /* id (< 64) + "/128" or "|" + JA4 (< JA4_MAX) fit CLIENT_MAX: scat never truncates. */
+    size_t n = scat(f->ckey, sizeof(f->ckey), 0, id);
+    if (bits < max) {
+        char b[8], *p = b + sizeof(b);
+        *--p = '\0';
+        do
+            *--p = (char)('0' + bits % 10);
+        while (bits /= 10);
+        *--p = '/';
+        scat(f->ckey, sizeof(f->ckey), n, p);
+    } else if (a->cfg.client_key == SN_CLIENT_IP_JA4) {
+        n = scat(f->ckey, sizeof(f->ckey), n, "|");
+        scat(f->ckey, sizeof(f->ckey), n, f->ja4[0] ? f->ja4 : "-");
+    }
 }
 
-static void service_key(struct sn_agg_flow *f)
+static void service_key(struct sn_agg *a, struct sn_agg_flow *f)
 {
-    char ab[SN_ADDR_STRLEN];
     if (f->has_label) {
         f->svc_src = SRC_RULE;
     } else if (f->sni[0]) {
         sn_regdom_get(f->sni, strlen(f->sni), f->service, sizeof(f->service));
         f->svc_src = SRC_SNI;
     } else if (f->server_asn) {
-        snprintf(f->service, sizeof(f->service), "AS%u", f->server_asn);
+        char b[16], *p = b + sizeof(b);
+        uint32_t v = f->server_asn;
+        *--p = '\0';
+        do
+            *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        *--p = 'S';
+        *--p = 'A';
+        scat(f->service, sizeof(f->service), 0, p);
         f->svc_src = SRC_ASN;
     } else {
-        snprintf(f->service, sizeof(f->service), "%s", sn_addr_str(&f->server, ab, sizeof(ab)));
+        struct pcache *pc = pcache_slot(a, &f->server, PC_TEXT);
+        if (!(pc->used && pc->bits == PC_TEXT && !sn_addr_cmp(&pc->addr, &f->server))) {
+            pc->used = true;
+            pc->bits = PC_TEXT;
+            pc->addr = f->server;
+            sn_addr_str(&f->server, pc->id, sizeof(pc->id));
+        }
+        _Static_assert(SERVICE_MAX >= sizeof(pc->id), "service holds an address");
+        memcpy(f->service, pc->id, sizeof(pc->id));
         f->svc_src = SRC_IP;
     }
 }
 
 /* The flow's entry in window w; the first lookup per window counts the flow active there
  * and adds its categorical values. */
-static struct ent *flow_entry(struct sn_agg *a, struct sn_agg_flow *f, struct win *w)
+static struct ent *flow_entry_new(struct sn_agg *a, struct sn_agg_flow *f, struct win *w);
+
+static inline struct ent *flow_entry(struct sn_agg *a, struct sn_agg_flow *f, struct win *w)
 {
-    unsigned victim = 0;
-    for (unsigned i = 0; i < NWIN; i++) {
+    for (unsigned i = 0; i < NWIN; i++)
         if (f->cache[i].gen == w->gen)
             return f->cache[i].e;
+    return flow_entry_new(a, f, w);
+}
+
+/* flow_entry's first lookup in w (out of line: the per-packet path is the cache hit). */
+static __attribute__((noinline)) struct ent *flow_entry_new(struct sn_agg *a,
+                                                            struct sn_agg_flow *f,
+                                                            struct win *w)
+{
+    unsigned victim = 0;
+    for (unsigned i = 1; i < NWIN; i++)
         if (f->cache[i].gen < f->cache[victim].gen)
             victim = i;
-    }
     struct ent *e = win_entry(a, w, f);
     f->cache[victim].gen = w->gen;
     f->cache[victim].e = e;
@@ -457,11 +608,8 @@ static struct ent *flow_entry(struct sn_agg *a, struct sn_agg_flow *f, struct wi
     topk_add(&e->t_ja4, e->v_ja4[0], JA4_MAX, f->ja4, 1);
     topk_add(&e->t_ja3, e->v_ja3[0], JA3_MAX, f->ja3, 1);
     topk_add(&e->t_alpn, e->v_alpn[0], ALPN_MAX, f->alpn, 1);
-    if (f->server_asn) {
-        char s[ASN_MAX];
-        snprintf(s, sizeof(s), "%u", f->server_asn);
-        topk_add(&e->t_asn, e->v_asn[0], ASN_MAX, s, 1);
-    }
+    if (f->server_asn)
+        topk_asn_add(&e->t_asn, f->server_asn, 1);
     return e;
 }
 
@@ -484,15 +632,15 @@ static void ent_exchange(struct ent *e, const struct exch *x)
     e->resp_bytes += x->resp_bytes;
     e->ttfb_sum += pos(x->ttfb);
     e->resp_dur_sum += pos(x->dur);
-    e->hist[H_RESP_BYTES][bin_of(x->resp_bytes)]++;
-    e->hist[H_TTFB][bin_of(pos(x->ttfb))]++;
-    e->hist[H_RESP_DUR][bin_of(pos(x->dur))]++;
+    hist_add(e, H_RESP_BYTES, x->resp_bytes);
+    hist_add(e, H_TTFB, pos(x->ttfb));
+    hist_add(e, H_RESP_DUR, pos(x->dur));
     if (x->has_gap)
-        e->hist[H_GAP][bin_of(pos(x->gap))]++;
+        hist_add(e, H_GAP, pos(x->gap));
     if (x->method == M_REC) {
         e->ex_rec++;
         e->resp_records += x->resp_records;
-        e->hist[H_RESP_RECORDS][bin_of(x->resp_records)]++;
+        hist_add(e, H_RESP_RECORDS, x->resp_records);
     } else {
         e->ex_burst++;
     }
@@ -513,7 +661,7 @@ static void do_settle(struct sn_agg *a, struct sn_agg_flow *f)
 {
     f->settled = true;
     client_key(a, f);
-    service_key(f);
+    service_key(a, f);
     for (unsigned s = 0; s < PEND_SLOTS; s++) {
         struct pend_slot *p = &f->slot[s];
         if (!p->used)
@@ -530,7 +678,7 @@ static void do_settle(struct sn_agg *a, struct sn_agg_flow *f)
     for (unsigned i = 0; i < f->n_prec; i++) {
         const struct pend_rec *r = &f->prec[i];
         struct ent *e = flow_entry(a, f, pend_window(a, f->slot[r->slot].ws));
-        e->hist[r->dir ? H_REC_DOWN : H_REC_UP][bin_of(r->len)]++;
+        hist_add(e, r->dir ? H_REC_DOWN : H_REC_UP, r->len);
     }
     for (unsigned i = 0; i < f->n_pex; i++)
         ent_exchange(flow_entry(a, f, pend_window(a, f->pex[i].ws)), &f->pex[i]);
@@ -642,12 +790,24 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
     if (!a)
         goto fail;
     a->cfg = *cfg;
-    for (unsigned h = 0; h < H_N; h++)
+    for (unsigned h = 0; h < H_N; h++) {
         for (unsigned b = 0; b < BINS; b++) {
             char feat[64];
             int n = snprintf(feat, sizeof(feat), "h:%s:%u", hist_names[h], b);
             a->hist_feat[h][b] = sn_simhash_hash64(feat, (size_t)n);
         }
+        int n = snprintf(a->hist_key[h], sizeof(a->hist_key[h]), "%s\"%s\":[", h ? "," : "",
+                         hist_names[h]);
+        a->hist_key_len[h] = (uint8_t)n;
+    }
+    for (int q = -63; q <= 63; q++) {
+        char feat[16];
+        int n = snprintf(feat, sizeof(feat), "ratio:%+d", q);
+        a->ratio_feat[q + 63] = sn_simhash_hash64(feat, (size_t)n);
+    }
+    a->fnv_ja4 = sn_simhash_fnv(SN_SIMHASH_FNV0, "ja4:", 4);
+    a->fnv_alpn = sn_simhash_fnv(SN_SIMHASH_FNV0, "alpn:", 5);
+    a->fnv_service = sn_simhash_fnv(SN_SIMHASH_FNV0, "service:", 8);
     if (!a->cfg.window_s)
         a->cfg.window_s = SN_AGG_DEFAULT_WINDOW_S;
     if (a->cfg.grace_s >= a->cfg.window_s)
@@ -669,16 +829,22 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
     a->emit = emit;
     a->ctx = ctx;
     a->now = INT64_MIN;
+    a->close_at = INT64_MAX;
     a->ent_limit = NWIN * a->cfg.max_entries;
     sn_json_init(&a->j);
+    sn_json_init(&a->wj);
     if (cfg->sensor_id && !(a->sensor_id = strdup(cfg->sensor_id)))
+        goto fail;
+    a->rec_cap = REC_FIXED + 6 * REC_STR_MAX + WPRE_FIXED +
+                 6 * (a->sensor_id ? strlen(a->sensor_id) : 0);
+    if (!(a->rec = malloc(a->rec_cap)))
         goto fail;
     if (cfg->pseudo_key && cfg->pseudo_key_len) {
         if (!(a->pseudo = sn_pseudo_new(cfg->pseudo_key, cfg->pseudo_key_len)))
             goto fail;
-        if (!(a->pcache = calloc(PCACHE_SIZE, sizeof(*a->pcache))))
-            goto fail;
     }
+    if (!(a->pcache = calloc(PCACHE_SIZE, sizeof(*a->pcache))))
+        goto fail;
     a->tab_size = 16;
     while (a->tab_size < 2 * a->cfg.max_entries)
         a->tab_size <<= 1;
@@ -733,6 +899,8 @@ void sn_agg_free(struct sn_agg *a)
     }
     sn_pseudo_free(a->pseudo);
     sn_json_fini(&a->j);
+    sn_json_fini(&a->wj);
+    free(a->rec);
     free(a);
 }
 
@@ -868,7 +1036,7 @@ void sn_agg_record(struct sn_agg *a, struct sn_agg_flow *f, int dir, uint8_t con
         struct ent *e = win_overflow(a, w);
         e->recs[dir]++;
         e->rec_bytes[dir] += len;
-        e->hist[dir ? H_REC_DOWN : H_REC_UP][bin_of(len)]++;
+        hist_add(e, dir ? H_REC_DOWN : H_REC_UP, len);
         return;
     }
     if (!f->settled) {
@@ -888,7 +1056,7 @@ void sn_agg_record(struct sn_agg *a, struct sn_agg_flow *f, int dir, uint8_t con
         struct ent *e = flow_entry(a, f, w);
         e->recs[dir]++;
         e->rec_bytes[dir] += len;
-        e->hist[dir ? H_REC_DOWN : H_REC_UP][bin_of(len)]++;
+        hist_add(e, dir ? H_REC_DOWN : H_REC_UP, len);
     }
     if (f->records_mode && synced) {
         /* TLS 1.3 encrypts the client's Finished as application data: a first client record of
@@ -933,8 +1101,8 @@ void sn_agg_flow_end(struct sn_agg *a, struct sn_agg_flow *f, int64_t ts_us)
     if (f->ph == PH_REQ)
         e->unanswered++;
     e->flows_ended++;
-    e->hist[H_FLOW_BYTES_DOWN][bin_of(f->bytes_down)]++;
-    e->hist[H_FLOW_DUR][bin_of(pos(f->last_ts - f->start_ts))]++;
+    hist_add(e, H_FLOW_BYTES_DOWN, f->bytes_down);
+    hist_add(e, H_FLOW_DUR, pos(f->last_ts - f->start_ts));
     a->st.flows_ended++;
     if (f->prev)
         f->prev->next = f->next;
@@ -998,25 +1166,121 @@ int sn_agg_parse_simhash(const char *hex, uint64_t *out)
     return 0;
 }
 
-/* ---------- emission ---------- */
+/* ---------- emission ----------
+ * A fingerprint is written straight into a->rec, which sn_agg_new sizes for the largest
+ * possible record, so the writers below never check for room. Keys and punctuation are
+ * string constants copied whole; numbers are formatted here; strings that need escaping go
+ * through json.h (the one place escaping is defined). The parts fixed for a window (sensor,
+ * run, window object) are formatted once per window into a->wj. */
+
+
+#define PUT(o, lit) ((o) = put_n((o), (lit), sizeof(lit) - 1))
+
+static inline char *put_n(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v)
+{
+    if (v < 10) { /* most counts and histogram bins */
+        *o = (char)('0' + v);
+        return o + 1;
+    }
+    unsigned n = 1;
+    for (uint64_t x = v; x >= 10; x /= 10)
+        n++;
+    for (char *p = o + n; p > o; v /= 10)
+        *--p = (char)('0' + v % 10);
+    return o + n;
+}
+
+static char *put_bool(char *o, bool v)
+{
+    return v ? put_n(o, "true", 4) : put_n(o, "false", 5);
+}
+
+/* A JSON string: copied as is when it needs no escaping (the usual case), else escaped by
+ * json.h in the scratch writer a->j (sets a->rec_fail if that runs out of memory). */
+/* True when none of the 8 bytes of x needs escaping (all in 0x20..0x7f, none '"' or '\\'):
+ * the high bit of each byte of ok says so for that byte, computed without cross-byte carries. */
+static inline bool plain8(uint64_t x)
+{
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, ones = 0x0101010101010101ULL;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    uint64_t ok = ~x                              /* < 0x80 */
+                  & ((x | ~lo7) - ones * 0x20)    /* (b | 0x80) - 0x20 >= 0x80: b >= 0x20 */
+                  & (((q & lo7) + lo7) | q)       /* b != '"' */
+                  & (((bs & lo7) + lo7) | bs);    /* b != '\\' */
+    return (ok & ~lo7) == ~lo7;
+}
+
+static char *put_str(struct sn_agg *a, char *o, const char *s, size_t n)
+{
+    size_t i = 0;
+    for (uint64_t x; i + 8 <= n; i += 8) {
+        memcpy(&x, s + i, 8);
+        if (!plain8(x))
+            break;
+    }
+    while (i < n && (uint8_t)s[i] >= 0x20 && (uint8_t)s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i == n) {
+        *o++ = '"';
+        o = put_n(o, s, n);
+        *o++ = '"';
+        return o;
+    }
+    sn_json_reset(&a->j);
+    sn_json_strn(&a->j, NULL, s, n); /* first value at depth 0: no comma, just the string */
+    if (!sn_json_ok(&a->j)) {
+        a->rec_fail = true;
+        return o;
+    }
+    return put_n(o, a->j.buf, a->j.len);
+}
+
+/* What printf("%.3f", v) writes for v = d / u (u > 0; sn_json_dbl's format), without printf:
+ * v * 1000 of the exact binary value v = m 2^e is m 1000 / 2^-e, rounded to nearest with ties
+ * to even as glibc's printf does. Huge ratios (never in practice) take snprintf. */
+static char *put_ratio(char *o, uint64_t d, uint64_t u)
+{
+    double v = (double)d / (double)u;
+    if (!(v < 1e15)) {
+        char b[64];
+        int n = snprintf(b, sizeof(b), "%.*f", 3, v);
+        return put_n(o, b, (size_t)(n > 0 && n < (int)sizeof(b) ? n : 0));
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    unsigned ex = (unsigned)(bits >> 52 & 0x7ff);
+    uint64_t m = bits & ((1ULL << 52) - 1);
+    unsigned sh = 1074; /* subnormal: v = m 2^-1074 */
+    if (ex) {
+        m |= 1ULL << 52;
+        sh = 1075 - ex; /* v < 1e15 < 2^50 and m >= 2^52, so the exponent is negative */
+    }
+    uint64_t n = m * 1000, q = 0; /* n < 2^63 */
+    if (sh < 64) {                /* else n / 2^sh < 1/2: rounds to 0 */
+        q = n >> sh;
+        uint64_t rem = n & ((1ULL << sh) - 1), half = 1ULL << (sh - 1);
+        if (rem > half || (rem == half && (q & 1)))
+            q++;
+    }
+    o = put_u64(o, q / 1000);
+    unsigned f = (unsigned)(q % 1000);
+    o[0] = '.';
+    o[1] = (char)('0' + f / 100);
+    o[2] = (char)('0' + f / 10 % 10);
+    o[3] = (char)('0' + f % 10);
+    return o + 4;
+}
 
 /* round(1000 * c / total), half up, in integers so any consumer gets the same weight. */
 static int64_t share_w(uint64_t c, uint64_t total)
 {
     return (int64_t)((2000 * c + total) / (2 * total));
-}
-
-static void sim_topk(struct sn_simhash *s, const char *prefix, const struct topk *t,
-                     const char *vals, size_t stride)
-{
-    uint64_t total = t->other;
-    for (unsigned i = 0; i < t->used; i++)
-        total += t->n[i];
-    char buf[SNI_MAX + 16];
-    for (unsigned i = 0; i < t->used; i++) {
-        int n = snprintf(buf, sizeof(buf), "%s:%s", prefix, vals + i * stride);
-        sn_simhash_add(s, buf, (size_t)n, share_w(t->n[i], total));
-    }
 }
 
 static int ratio_bin(const struct ent *e)
@@ -1028,102 +1292,153 @@ static int ratio_bin(const struct ent *e)
     return d >= u ? b : -b;
 }
 
+/* Most features any record can have: every histogram bin, ratio, K ja4 + K alpn, service. */
+#define SIM_FEAT_MAX (H_N * BINS + 1 + 2 * K + 1)
+
+/* Appends the "<prefix>:<v>" features of t; fnv_prefix: the FNV state after "<prefix>:". */
+static unsigned sim_topk(uint64_t *fh, int64_t *fw, unsigned n, uint64_t fnv_prefix,
+                         const struct topk *t, const char *vals, size_t stride)
+{
+    uint64_t total = t->other;
+    for (unsigned i = 0; i < t->used; i++)
+        total += t->n[i];
+    for (unsigned i = 0; i < t->used; i++) {
+        fh[n] = sn_simhash_mix(sn_simhash_fnv(fnv_prefix, vals + i * stride, t->len[i]));
+        fw[n++] = share_w(t->n[i], total);
+    }
+    return n;
+}
+
+/* The record's SimHash, as agg.h defines it. Fixed feature strings are hashed once in
+ * sn_agg_new; the rest are hashed as prefix state + value, never built as strings. */
 static uint64_t ent_simhash(const struct sn_agg *a, const struct ent *e)
 {
-    struct sn_simhash s;
-    sn_simhash_init(&s);
-    char buf[SERVICE_MAX + 32];
+    uint64_t fh[SIM_FEAT_MAX];
+    int64_t fw[SIM_FEAT_MAX];
+    unsigned n = 0;
     for (unsigned h = 0; h < H_N; h++) {
+        uint32_t nz = e->hist_nz[h];
+        if (!nz)
+            continue;
+        const uint32_t *c = e->hist[h];
         uint64_t total = 0;
-        for (unsigned b = 0; b < BINS; b++)
-            total += e->hist[h][b];
-        if (!total)
+        for (uint32_t m = nz; m; m &= m - 1)
+            total += c[__builtin_ctz(m)];
+        if (!total) /* only if 2^32 counts wrapped a bin around */
             continue;
         /* Smoothed with the kernel [1 2 1] / 4 so that values close to a bin edge count
          * partly in the neighbouring bins: two clients whose values straddle an edge still
-         * share features. */
-        for (unsigned b = 0; b < BINS; b++) {
-            uint64_t sm = 2 * (uint64_t)e->hist[h][b];
+         * share features. The bins with a non-zero smoothed count are exactly the non-empty
+         * ones and their neighbours. */
+        for (uint32_t m = nz | nz << 1 | nz >> 1; m; m &= m - 1) {
+            unsigned b = (unsigned)__builtin_ctz(m);
+            uint64_t sm = 2 * (uint64_t)c[b];
             if (b > 0)
-                sm += e->hist[h][b - 1];
+                sm += c[b - 1];
             if (b + 1 < BINS)
-                sm += e->hist[h][b + 1];
+                sm += c[b + 1];
             if (!sm)
                 continue;
-            sn_simhash_add_hash(&s, a->hist_feat[h][b], share_w(sm, 4 * total));
+            fh[n] = a->hist_feat[h][b];
+            fw[n++] = share_w(sm, 4 * total);
         }
     }
     if (e->bytes[0] + e->bytes[1]) {
-        int n = snprintf(buf, sizeof(buf), "ratio:%+d", ratio_bin(e));
-        sn_simhash_add(&s, buf, (size_t)n, 1000);
+        fh[n] = a->ratio_feat[ratio_bin(e) + 63];
+        fw[n++] = 1000;
     }
-    sim_topk(&s, "ja4", &e->t_ja4, e->v_ja4[0], JA4_MAX);
-    sim_topk(&s, "alpn", &e->t_alpn, e->v_alpn[0], ALPN_MAX);
-    int n = snprintf(buf, sizeof(buf), "service:%s", e->service);
-    sn_simhash_add(&s, buf, (size_t)n, 500);
-    return sn_simhash_final(&s);
+    n = sim_topk(fh, fw, n, a->fnv_ja4, &e->t_ja4, e->v_ja4[0], JA4_MAX);
+    n = sim_topk(fh, fw, n, a->fnv_alpn, &e->t_alpn, e->v_alpn[0], ALPN_MAX);
+    fh[n] = sn_simhash_mix(sn_simhash_fnv(a->fnv_service, e->service, e->service_len));
+    fw[n++] = 500;
+    return sn_simhash_of(fh, fw, n);
 }
 
-static int topk_cmp_idx(const struct topk *t, const char *vals, size_t stride, unsigned x,
-                        unsigned y)
+/* Order of a top-k list: count descending, then value (bytewise). */
+static void topk_order(const struct topk *t, const char *vals, size_t stride, unsigned *ord)
 {
-    if (t->n[x] != t->n[y])
-        return t->n[x] > t->n[y] ? -1 : 1;
-    return strcmp(vals + x * stride, vals + y * stride);
-}
-
-/* Writes [{"v": value, "n": count}, ...] sorted by count desc, then value. */
-static void json_topk(struct sn_json *j, const char *key, const struct topk *t,
-                      const char *vals, size_t stride, bool asn)
-{
-    unsigned ord[K];
     for (unsigned i = 0; i < t->used; i++)
         ord[i] = i;
     for (unsigned i = 1; i < t->used; i++) /* insertion sort: K is tiny */
-        for (unsigned k = i; k > 0 && topk_cmp_idx(t, vals, stride, ord[k], ord[k - 1]) < 0;
-             k--) {
-            unsigned tmp = ord[k];
-            ord[k] = ord[k - 1];
-            ord[k - 1] = tmp;
+        for (unsigned k = i; k > 0; k--) {
+            unsigned x = ord[k], y = ord[k - 1];
+            if (t->n[x] != t->n[y] ? t->n[x] < t->n[y]
+                                   : strcmp(vals + x * stride, vals + y * stride) >= 0)
+                break;
+            ord[k] = y;
+            ord[k - 1] = x;
         }
-    sn_json_arr_begin(j, key);
+}
+
+/* [{"v":"value","n":count},...] in topk_order. */
+static char *put_topk(struct sn_agg *a, char *o, const struct topk *t, const char *vals,
+                      size_t stride)
+{
+    unsigned ord[K];
+    topk_order(t, vals, stride, ord);
+    *o++ = '[';
     for (unsigned i = 0; i < t->used; i++) {
-        sn_json_obj_begin(j, NULL);
-        if (asn)
-            sn_json_u64(j, "v", strtoull(vals + ord[i] * stride, NULL, 10));
-        else
-            sn_json_str(j, "v", vals + ord[i] * stride);
-        sn_json_u64(j, "n", t->n[ord[i]]);
-        sn_json_obj_end(j);
+        if (i)
+            *o++ = ',';
+        PUT(o, "{\"v\":");
+        o = put_str(a, o, vals + ord[i] * stride, t->len[ord[i]]);
+        PUT(o, ",\"n\":");
+        o = put_u64(o, t->n[ord[i]]);
+        *o++ = '}';
     }
-    sn_json_arr_end(j);
+    *o++ = ']';
+    return o;
 }
 
-static void json_dir(struct sn_json *j, const char *key, const struct ent *e, int d)
+/* Server ASNs as numbers, ordered like their decimal strings (schema 1 sorted them so). */
+static char *put_asns(char *o, const struct topk_asn *t)
 {
-    sn_json_obj_begin(j, key);
-    sn_json_u64(j, "pkts", e->pkts[d]);
-    sn_json_u64(j, "bytes", e->bytes[d]);
-    sn_json_u64(j, "payload", e->payload[d]);
-    sn_json_u64(j, "tls_records", e->recs[d]);
-    sn_json_u64(j, "tls_bytes", e->rec_bytes[d]);
-    sn_json_obj_end(j);
+    unsigned ord[K] = {0};
+    if (t->used > 1) {
+        char vals[K][12];
+        struct topk s = {.used = t->used};
+        for (unsigned i = 0; i < t->used; i++) {
+            snprintf(vals[i], sizeof(vals[i]), "%u", t->v[i]);
+            s.n[i] = t->n[i];
+        }
+        topk_order(&s, vals[0], sizeof(vals[0]), ord);
+    }
+    *o++ = '[';
+    for (unsigned i = 0; i < t->used; i++) {
+        if (i)
+            *o++ = ',';
+        PUT(o, "{\"v\":");
+        o = put_u64(o, t->v[ord[i]]);
+        PUT(o, ",\"n\":");
+        o = put_u64(o, t->n[ord[i]]);
+        *o++ = '}';
+    }
+    *o++ = ']';
+    return o;
 }
 
-static const char *client_key_name(enum sn_client_key k)
+static char *put_dir(char *o, const struct ent *e, int d)
 {
-    return k == SN_CLIENT_PREFIX ? "prefix" : k == SN_CLIENT_IP_JA4 ? "ip+ja4" : "ip";
+    PUT(o, "{\"pkts\":");
+    o = put_u64(o, e->pkts[d]);
+    PUT(o, ",\"bytes\":");
+    o = put_u64(o, e->bytes[d]);
+    PUT(o, ",\"payload\":");
+    o = put_u64(o, e->payload[d]);
+    PUT(o, ",\"tls_records\":");
+    o = put_u64(o, e->recs[d]);
+    PUT(o, ",\"tls_bytes\":");
+    o = put_u64(o, e->rec_bytes[d]);
+    *o++ = '}';
+    return o;
 }
 
-static void emit_ent(struct sn_agg *a, const struct win *w, const struct ent *e)
+/* The window part of every record of w: ,"sensor":..,"run":..,"window":{..}. */
+static void window_prefix(struct sn_agg *a, const struct win *w)
 {
-    struct sn_json *j = &a->j;
+    struct sn_json *j = &a->wj;
     sn_json_reset(j);
     sn_json_obj_begin(j, NULL);
-    sn_json_str(j, "type", "fingerprint");
-    sn_json_u64(j, "schema", SN_AGG_SCHEMA);
-    if (a->cfg.seq)
-        sn_json_u64(j, "seq", ++*a->cfg.seq);
     if (a->sensor_id)
         sn_json_str(j, "sensor", a->sensor_id);
     if (a->cfg.run_id)
@@ -1133,87 +1448,147 @@ static void emit_ent(struct sn_agg *a, const struct win *w, const struct ent *e)
     sn_json_ts(j, "end", w->start + a->win_us);
     sn_json_u64(j, "duration_s", a->cfg.window_s);
     sn_json_obj_end(j);
+    if (sn_json_ok(j))
+        j->buf[0] = ','; /* the object's '{' becomes the comma after "schema" (or "seq") */
+}
 
-    sn_json_obj_begin(j, "client");
-    sn_json_str(j, "id", e->client);
-    sn_json_str(j, "key", e->overflow ? "overflow" : client_key_name(a->cfg.client_key));
-    sn_json_bool(j, "pseudonymised", a->pseudo != NULL);
-    if (e->country[0])
-        sn_json_str(j, "country", e->country);
-    if (e->client_asn)
-        sn_json_u64(j, "asn", e->client_asn);
-    if (e->client_asn_org[0])
-        sn_json_str(j, "asn_org", e->client_asn_org);
-    sn_json_obj_end(j);
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
-    sn_json_obj_begin(j, "service");
-    sn_json_str(j, "name", e->service);
-    sn_json_str(j, "source", svc_src_names[e->svc_src]);
-    json_topk(j, "snis", &e->t_sni, e->v_sni[0], SNI_MAX, false);
-    sn_json_u64(j, "snis_other", e->t_sni.other);
-    json_topk(j, "asns", &e->t_asn, e->v_asn[0], ASN_MAX, true);
-    sn_json_obj_end(j);
-
-    sn_json_bool(j, "overflow", e->overflow);
-    sn_json_obj_begin(j, "flows");
-    sn_json_u64(j, "started", e->flows_started);
-    sn_json_u64(j, "ended", e->flows_ended);
-    sn_json_u64(j, "active", e->flows_active);
-    sn_json_obj_end(j);
-    json_dir(j, "up", e, 0);
-    json_dir(j, "down", e, 1);
-    if (e->bytes[0])
-        sn_json_dbl(j, "ratio_down_up", (double)e->bytes[1] / (double)e->bytes[0], 3);
-    else
-        sn_json_null(j, "ratio_down_up");
-
-    sn_json_obj_begin(j, "exchanges");
-    sn_json_u64(j, "n", e->ex_n);
-    sn_json_str(j, "method", e->ex_rec && e->ex_burst ? "mixed"
-                             : e->ex_rec              ? "records"
-                             : e->ex_burst            ? "bursts"
-                                                      : "none");
-    sn_json_u64(j, "n_records", e->ex_rec);
-    sn_json_u64(j, "n_bursts", e->ex_burst);
-    sn_json_u64(j, "request_bytes", e->req_bytes);
-    sn_json_u64(j, "response_bytes", e->resp_bytes);
-    sn_json_u64(j, "response_records", e->resp_records);
-    sn_json_u64(j, "ttfb_us_sum", e->ttfb_sum);
-    sn_json_u64(j, "response_duration_us_sum", e->resp_dur_sum);
-    sn_json_u64(j, "unanswered", e->unanswered);
-    sn_json_obj_end(j);
-
-    sn_json_obj_begin(j, "hist");
-    for (unsigned h = 0; h < H_N; h++) {
-        unsigned last = 0;
-        for (unsigned b = 0; b < BINS; b++)
-            if (e->hist[h][b])
-                last = b + 1;
-        sn_json_arr_begin(j, hist_names[h]);
-        for (unsigned b = 0; b < last; b++)
-            sn_json_u64(j, NULL, e->hist[h][b]);
-        sn_json_arr_end(j);
+static void emit_ent(struct sn_agg *a, const struct ent *e)
+{
+    char *o = a->rec;
+    a->rec_fail = !sn_json_ok(&a->wj);
+    PUT(o, "{\"type\":\"fingerprint\",\"schema\":" STR(SN_AGG_SCHEMA));
+    if (a->cfg.seq) {
+        PUT(o, ",\"seq\":");
+        o = put_u64(o, ++*a->cfg.seq);
     }
-    sn_json_obj_end(j);
+    if (a->rec_fail)
+        return;
+    o = put_n(o, a->wj.buf, a->wj.len);
 
-    json_topk(j, "ja4", &e->t_ja4, e->v_ja4[0], JA4_MAX, false);
-    sn_json_u64(j, "ja4_other", e->t_ja4.other);
-    json_topk(j, "ja3", &e->t_ja3, e->v_ja3[0], JA3_MAX, false);
-    sn_json_u64(j, "ja3_other", e->t_ja3.other);
-    json_topk(j, "alpn", &e->t_alpn, e->v_alpn[0], ALPN_MAX, false);
-    sn_json_u64(j, "alpn_other", e->t_alpn.other);
+    PUT(o, ",\"client\":{\"id\":");
+    o = put_str(a, o, e->client, e->client_len);
+    if (e->overflow)
+        PUT(o, ",\"key\":\"overflow\"");
+    else if (a->cfg.client_key == SN_CLIENT_PREFIX)
+        PUT(o, ",\"key\":\"prefix\"");
+    else if (a->cfg.client_key == SN_CLIENT_IP_JA4)
+        PUT(o, ",\"key\":\"ip+ja4\"");
+    else
+        PUT(o, ",\"key\":\"ip\"");
+    PUT(o, ",\"pseudonymised\":");
+    o = put_bool(o, a->pseudo != NULL);
+    if (e->country[0]) {
+        PUT(o, ",\"country\":");
+        o = put_str(a, o, e->country, strlen(e->country));
+    }
+    if (e->client_asn) {
+        PUT(o, ",\"asn\":");
+        o = put_u64(o, e->client_asn);
+    }
+    if (e->client_asn_org[0]) {
+        PUT(o, ",\"asn_org\":");
+        o = put_str(a, o, e->client_asn_org, strlen(e->client_asn_org));
+    }
 
+    PUT(o, "},\"service\":{\"name\":");
+    o = put_str(a, o, e->service, e->service_len);
+    PUT(o, ",\"source\":\"");
+    o = put_n(o, svc_src_names[e->svc_src], strlen(svc_src_names[e->svc_src]));
+    PUT(o, "\",\"snis\":");
+    o = put_topk(a, o, &e->t_sni, e->v_sni[0], SNI_MAX);
+    PUT(o, ",\"snis_other\":");
+    o = put_u64(o, e->t_sni.other);
+    PUT(o, ",\"asns\":");
+    o = put_asns(o, &e->t_asn);
+
+    PUT(o, "},\"overflow\":");
+    o = put_bool(o, e->overflow);
+    PUT(o, ",\"flows\":{\"started\":");
+    o = put_u64(o, e->flows_started);
+    PUT(o, ",\"ended\":");
+    o = put_u64(o, e->flows_ended);
+    PUT(o, ",\"active\":");
+    o = put_u64(o, e->flows_active);
+    PUT(o, "},\"up\":");
+    o = put_dir(o, e, 0);
+    PUT(o, ",\"down\":");
+    o = put_dir(o, e, 1);
+    PUT(o, ",\"ratio_down_up\":");
+    if (e->bytes[0])
+        o = put_ratio(o, e->bytes[1], e->bytes[0]);
+    else
+        PUT(o, "null");
+
+    PUT(o, ",\"exchanges\":{\"n\":");
+    o = put_u64(o, e->ex_n);
+    if (e->ex_rec && e->ex_burst)
+        PUT(o, ",\"method\":\"mixed\"");
+    else if (e->ex_rec)
+        PUT(o, ",\"method\":\"records\"");
+    else if (e->ex_burst)
+        PUT(o, ",\"method\":\"bursts\"");
+    else
+        PUT(o, ",\"method\":\"none\"");
+    PUT(o, ",\"n_records\":");
+    o = put_u64(o, e->ex_rec);
+    PUT(o, ",\"n_bursts\":");
+    o = put_u64(o, e->ex_burst);
+    PUT(o, ",\"request_bytes\":");
+    o = put_u64(o, e->req_bytes);
+    PUT(o, ",\"response_bytes\":");
+    o = put_u64(o, e->resp_bytes);
+    PUT(o, ",\"response_records\":");
+    o = put_u64(o, e->resp_records);
+    PUT(o, ",\"ttfb_us_sum\":");
+    o = put_u64(o, e->ttfb_sum);
+    PUT(o, ",\"response_duration_us_sum\":");
+    o = put_u64(o, e->resp_dur_sum);
+    PUT(o, ",\"unanswered\":");
+    o = put_u64(o, e->unanswered);
+
+    PUT(o, "},\"hist\":{");
+    for (unsigned h = 0; h < H_N; h++) {
+        o = put_n(o, a->hist_key[h], a->hist_key_len[h]); /* ,"name":[ */
+        unsigned last = e->hist_nz[h] ? 32u - (unsigned)__builtin_clz(e->hist_nz[h]) : 0;
+        while (last && !e->hist[h][last - 1]) /* a bin wrapped around to 0 */
+            last--;
+        for (unsigned b = 0; b < last; b++) {
+            if (b)
+                *o++ = ',';
+            o = put_u64(o, e->hist[h][b]);
+        }
+        *o++ = ']';
+    }
+
+    PUT(o, "},\"ja4\":");
+    o = put_topk(a, o, &e->t_ja4, e->v_ja4[0], JA4_MAX);
+    PUT(o, ",\"ja4_other\":");
+    o = put_u64(o, e->t_ja4.other);
+    PUT(o, ",\"ja3\":");
+    o = put_topk(a, o, &e->t_ja3, e->v_ja3[0], JA3_MAX);
+    PUT(o, ",\"ja3_other\":");
+    o = put_u64(o, e->t_ja3.other);
+    PUT(o, ",\"alpn\":");
+    o = put_topk(a, o, &e->t_alpn, e->v_alpn[0], ALPN_MAX);
+    PUT(o, ",\"alpn_other\":");
+    o = put_u64(o, e->t_alpn.other);
+
+    static const char hex[] = "0123456789abcdef";
     uint64_t sh = ent_simhash(a, e);
-    char hx[17];
-    snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)sh);
-    sn_json_str(j, "simhash", hx);
-    sn_json_obj_end(j);
-    sn_json_nl(j);
-    if (!sn_json_ok(j))
+    PUT(o, ",\"simhash\":\"");
+    for (int i = 60; i >= 0; i -= 4)
+        *o++ = hex[sh >> i & 15];
+    PUT(o, "\"}\n");
+    size_t len = (size_t)(o - a->rec);
+    assert(len <= a->rec_cap);
+    if (a->rec_fail)
         return;
     a->st.fingerprints++;
     if (a->emit)
-        a->emit(a->ctx, e->client, strlen(e->client), j->buf, j->len);
+        a->emit(a->ctx, e->client, e->client_len, a->rec, len);
 }
 
 static int ent_cmp(const void *x, const void *y)
@@ -1252,10 +1627,11 @@ static void close_win(struct sn_agg *a, struct win *w)
     }
     memcpy(a->sortbuf, w->list, w->n * sizeof(*w->list));
     qsort(a->sortbuf, w->n, sizeof(*a->sortbuf), ent_cmp);
+    window_prefix(a, w);
     for (unsigned i = 0; i < w->n; i++)
-        emit_ent(a, w, a->sortbuf[i]);
+        emit_ent(a, a->sortbuf[i]);
     if (w->ovf_used)
-        emit_ent(a, w, w->ovf);
+        emit_ent(a, w->ovf);
     /* Clear the index: slot by slot when the window was sparse (windows are often nearly
      * empty, and a replay that jumps ahead closes many), else all at once. */
     if ((size_t)w->n * 8 < a->tab_size) {
@@ -1274,5 +1650,6 @@ static void close_win(struct sn_agg *a, struct win *w)
         ent_release(a, w->list[i]);
     w->n = 0;
     w->open = false;
+    update_close_at(a);
     a->st.windows_closed++;
 }

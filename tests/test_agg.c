@@ -1029,6 +1029,126 @@ static void test_simhash_definition(void **state)
     assert_int_equal(sn_simhash_dist(0xf0, 0x0f), 8);
 }
 
+/* sn_simhash_of (packed counters when it can) equals the feature-by-feature definition, and
+ * the two-step hash equals the one-step one. */
+static void test_simhash_batch(void **state)
+{
+    (void)state;
+    uint32_t x = 12345;
+    uint64_t h[64];
+    int64_t w[64];
+    for (unsigned it = 0; it < 20000; it++) {
+        unsigned n = rnd(&x) % 40, mode = it % 4;
+        for (unsigned i = 0; i < n; i++) {
+            h[i] = (uint64_t)rnd(&x) << 32 | rnd(&x);
+            if (i && rnd(&x) % 3 == 0) /* near-duplicates: ties in many bits */
+                h[i] = h[rnd(&x) % i] ^ (1ULL << (rnd(&x) % 64));
+            w[i] = mode == 0   ? (int64_t)(rnd(&x) % 1001)
+                   : mode == 1 ? (int64_t)(rnd(&x) % 3)
+                   : mode == 2 ? (int64_t)(rnd(&x) % 4000) - 500 /* negative: slow path */
+                               : (int64_t)(rnd(&x) % 40000);      /* large sums: slow path */
+        }
+        struct sn_simhash s;
+        sn_simhash_init(&s);
+        for (unsigned i = 0; i < n; i++)
+            sn_simhash_add_hash(&s, h[i], w[i]);
+        assert_int_equal(sn_simhash_of(h, w, n), sn_simhash_final(&s));
+    }
+    uint64_t st = sn_simhash_fnv(SN_SIMHASH_FNV0, "service:", 8);
+    assert_int_equal(sn_simhash_mix(sn_simhash_fnv(st, "openai.com", 10)),
+                     sn_simhash_hash64("service:openai.com", 18));
+}
+
+/* "ratio_down_up" is written as printf("%.3f") would, ties included. */
+static void test_ratio_format(void **state)
+{
+    (void)state;
+    static const uint32_t cases[][2] = {
+        {1, 16}, {3, 16}, {5, 16}, {1, 8}, {1, 3}, {2, 3}, {1000, 7}, {7, 1000}, {1, 2000},
+        {1, 1999}, {1, 2001}, {5, 10000}, {15, 10000}, {25, 10000}, {4294967295u, 1},
+        {1, 4294967295u}, {123456789, 1024}, {2049, 4096}, {3, 2048}, {0, 5}, {5, 5},
+    };
+    uint32_t x = 777;
+    for (unsigned i = 0; i < 60; i++) {
+        uint32_t up = i < sizeof(cases) / sizeof(cases[0]) ? cases[i][1] : 1 + rnd(&x) % 100000;
+        uint32_t down = i < sizeof(cases) / sizeof(cases[0]) ? cases[i][0] : rnd(&x) % 1000000;
+        struct out o = {0};
+        struct sn_agg *a = mk(&o, 60, 5, 0);
+        struct sn_agg_flowinfo fi = info("10.0.0.1", "10.0.0.2", 0);
+        struct sn_agg_flow *f = sn_agg_flow_start(a, &fi, T0);
+        sn_agg_packet(a, f, 0, up, 0, T0);
+        sn_agg_packet(a, f, 1, down, 0, T0 + 1);
+        sn_agg_finish(a);
+        assert_int_equal(o.n, 1);
+        char want[64], *l = line_at(&o, 0);
+        snprintf(want, sizeof(want), "\"ratio_down_up\":%.3f,", (double)down / (double)up);
+        if (!strstr(l, want))
+            fail_msg("%u/%u: want %s in %s", down, up, want, l);
+        free(l);
+        sn_agg_free(a);
+        out_free(&o);
+    }
+}
+
+/* The largest records: every string at its cap and escaped six-fold, every top-k list full,
+ * every histogram bin used (the record buffer is sized once; ASan checks it holds). */
+static void test_largest_record(void **state)
+{
+    (void)state;
+    char big[8][300], sensor[200];
+    for (unsigned k = 0; k < 8; k++) {
+        memset(big[k], 0x01, sizeof(big[k]) - 1);
+        big[k][0] = (char)('a' + k); /* distinct values */
+        big[k][sizeof(big[k]) - 1] = '\0';
+    }
+    memset(sensor, '"', sizeof(sensor) - 1);
+    sensor[sizeof(sensor) - 1] = '\0';
+    for (int mode = 0; mode < 2; mode++) {
+        struct out o = {0};
+        uint64_t seq = UINT64_MAX - 10;
+        struct sn_agg_cfg cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.sensor_id = sensor;
+        cfg.run_id = INT64_MIN + 1;
+        cfg.seq = &seq;
+        cfg.client_key = mode ? SN_CLIENT_IP_JA4 : SN_CLIENT_IP;
+        struct sn_agg *a = sn_agg_new(&cfg, emit_cb, &o);
+        assert_non_null(a);
+        for (unsigned k = 0; k < 8; k++) {
+            struct sn_agg_flowinfo fi = info("2001:db8:1234:5678:9abc:def0:1234:5678",
+                                             "10.0.0.2", 4294967295u - k);
+            fi.service = big[0];
+            fi.client_country = big[1];
+            fi.client_asn = 4294967295u;
+            fi.client_asn_org = big[2];
+            fi.sni = big[k];
+            fi.ja4 = big[mode ? 1 : (k + 1) % 8]; /* ip+ja4: one client key */
+            fi.ja3 = big[(k + 2) % 8];
+            fi.alpn = big[(k + 3) % 8];
+            struct sn_agg_flow *f = sn_agg_flow_start(a, &fi, T0 + k);
+            sn_agg_flow_settle(a, f, &fi);
+            for (unsigned b = 0; b < 32; b++) {
+                uint32_t len = b ? 1u << (b - 1) : 0;
+                sn_agg_packet(a, f, (int)(b & 1), 4294967295u, 4294967295u, T0 + 10 + b);
+                sn_agg_record(a, f, 0, 23, len, T0 + 10 + b, true);
+                sn_agg_record(a, f, 1, 23, len, T0 + 10 + b, true);
+            }
+            sn_agg_flow_end(a, f, T0 + 50 * SEC);
+        }
+        sn_agg_finish(a);
+        assert_true(o.n >= 1);
+        char *l = find_line(&o, "\"record_bytes_up\":[8,8,8", NULL);
+        assert_non_null(l);
+        assert_non_null(strstr(l, "\\u0001\\u0001"));
+        assert_non_null(strstr(l, "\"sensor\":\"\\\"\\\""));
+        assert_non_null(strstr(l, ",\"n\":1}]")); /* full top-k lists */
+        print_message("largest record (%s): %zu bytes\n", mode ? "ip+ja4" : "ip", strlen(l));
+        free(l);
+        sn_agg_free(a);
+        out_free(&o);
+    }
+}
+
 static void test_regdom(void **state)
 {
     (void)state;
@@ -1346,6 +1466,9 @@ int main(void)
         cmocka_unit_test(test_reconcile_and_determinism),
         cmocka_unit_test(test_simhash_similarity),
         cmocka_unit_test(test_simhash_definition),
+        cmocka_unit_test(test_simhash_batch),
+        cmocka_unit_test(test_ratio_format),
+        cmocka_unit_test(test_largest_record),
         cmocka_unit_test(test_regdom),
         cmocka_unit_test(test_pcap_llm),
         cmocka_unit_test(test_pcap_similarity),
