@@ -35,8 +35,12 @@
  * window). Stats counters are summed, except fingerprints.windows_closed, which counts each
  * worker's windows. Per-worker flow tables evict (table full) independently of a single one.
  *
- * Costs: each worker has its own flow table (cfg.flow_max entries each), nDPI module, geo
- * handles and a 32 MB packet ring; the reader has a flow table for the ambiguous flows.
+ * Costs: each worker has its own flow table of cfg.flow_max / N entries (the workers
+ * together track as many flows as one pipeline; a worker whose table is full evicts its
+ * own least recently active flow), nDPI module, geo handles and a 4 MB packet ring; the
+ * reader has a flow table (cfg.flow_max entries) for the ambiguous flows. The reader reads
+ * only the headers it needs for the common packet (Ethernet/VLAN, Linux cooked or raw IP,
+ * IPv4/IPv6, TCP/UDP with one port below 1024) and decodes fully only the others.
  * Live capture: the workers' /metrics counters are only published after finish (they
  * belong to running threads); SIGHUP reloads every worker; geo databases are not
  * re-checked on ticks (use SIGHUP).
@@ -100,5 +104,14 @@ uint64_t sn_workers_sink_errors(const struct sn_workers *w);
 struct sn_addr;
 unsigned sn_workers_shard(const struct sn_addr *src, uint16_t sport, const struct sn_addr *dst,
                           uint16_t dport, unsigned prefix4, unsigned prefix6, unsigned n);
+
+/* The reader's shortcut (exposed for tests): for the common packet, the client address the
+ * shard is taken from, read without a full decode (Ethernet II with at most two VLAN tags,
+ * Linux cooked or raw IP; unfragmented IPv4 or IPv6 without extension headers; TCP or UDP
+ * with exactly one port below 1024, UDP not on a tunnel port). Returns false for every
+ * other frame (the full decode decides). Whenever sn_decode_packet accepts a frame this
+ * returns true for, it names the same client as sn_workers_shard does for its ports. */
+bool sn_workers_quick_client(int dlt, const uint8_t *data, uint32_t caplen,
+                             struct sn_addr *client);
 
 #endif

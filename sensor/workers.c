@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "agg.h"
 #include "config.h"
+#include "cursor.h"
 #include "decode.h"
 #include "flow.h"
 #include "err.h"
@@ -29,7 +30,9 @@
  * mutex and condition variables only when a ring is empty (worker) or full (reader).
  */
 #ifndef SN_WORKERS_RING_BYTES
-#define SN_WORKERS_RING_BYTES (32u << 20)
+/* Some thousand packets of slack per worker: enough to ride out a burst on one worker
+ * (batches are 64 entries), small enough to stay in the cache and to cost little memory. */
+#define SN_WORKERS_RING_BYTES (4u << 20)
 #endif
 #define RING_BYTES SN_WORKERS_RING_BYTES
 #define BATCH 64u
@@ -119,6 +122,7 @@ struct worker {
 
 struct sn_workers {
     const struct sn_config *cfg;
+    struct sn_config wcfg; /* the workers' pipelines' copy: cfg with flow_max split */
     struct sn_sink *sink;
     unsigned n;
     struct worker *w[SN_WORKERS_MAX];
@@ -422,28 +426,58 @@ static const struct rec *peek(struct sn_workers *ws, struct worker *w)
     }
 }
 
+/* Where "seq" goes: after "schema":N, where a single pipeline writes it. Records begin
+ * {"type":"<name>","schema":N (pipeline.c), so look there first; a name holds no quote, so
+ * this is the first "schema": as a search would find it. NULL: no such member. */
+static const char *seq_at(const char *data, size_t len)
+{
+    static const char head[] = "{\"type\":\"", pat[] = "\"schema\":";
+    size_t scan = len < 96 ? len : 96;
+    const char *sch = NULL;
+    if (scan > sizeof(head) - 1 && memcmp(data, head, sizeof(head) - 1) == 0) {
+        const char *q = memchr(data + sizeof(head) - 1, '"', scan - (sizeof(head) - 1));
+        if (q && (size_t)(data + scan - q) >= sizeof(pat) + 1 && q[1] == ',' &&
+            memcmp(q + 2, pat, sizeof(pat) - 1) == 0)
+            sch = q + 2;
+    }
+    if (!sch)
+        sch = memmem(data, scan, pat, sizeof(pat) - 1);
+    if (!sch)
+        return NULL;
+    const char *at = sch + sizeof(pat) - 1;
+    while (at < data + len && *at >= '0' && *at <= '9')
+        at++;
+    return at;
+}
+
+/* ,"seq":N into buf (at least 28 bytes); returns its length. */
+static size_t fmt_seq(char *buf, uint64_t v)
+{
+    char dig[20];
+    size_t n = 0;
+    do {
+        dig[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(buf, ",\"seq\":", 7);
+    for (size_t i = 0; i < n; i++)
+        buf[7 + i] = dig[n - 1 - i];
+    return 7 + n;
+}
+
 static void write_record(struct sn_workers *ws, const struct rec *h)
 {
     const char *key = (const char *)(h + 1);
     const char *data = key + h->keylen;
     size_t len = h->len;
     ws->seq++;
-    /* Insert "seq" after "schema":N, where a single pipeline writes it. */
-    const char *at = NULL;
-    size_t scan = len < 96 ? len : 96;
-    static const char pat[] = "\"schema\":";
-    const char *sch = memmem(data, scan, pat, sizeof(pat) - 1);
-    if (sch) {
-        at = sch + sizeof(pat) - 1;
-        while (at < data + len && *at >= '0' && *at <= '9')
-            at++;
-    }
+    const char *at = seq_at(data, len);
     const char *out = data;
     size_t olen = len;
     if (at) {
-        char num[40];
-        int nl = snprintf(num, sizeof(num), ",\"seq\":%" PRIu64, ws->seq);
-        size_t need = len + (size_t)nl;
+        char num[32];
+        size_t nl = fmt_seq(num, ws->seq);
+        size_t need = len + nl;
         if (need > ws->obuf_cap) {
             size_t cap = ws->obuf_cap ? ws->obuf_cap : 4096;
             while (cap < need)
@@ -458,8 +492,8 @@ static void write_record(struct sn_workers *ws, const struct rec *h)
         }
         size_t pre = (size_t)(at - data);
         memcpy(ws->obuf, data, pre);
-        memcpy(ws->obuf + pre, num, (size_t)nl);
-        memcpy(ws->obuf + pre + (size_t)nl, at, len - pre);
+        memcpy(ws->obuf + pre, num, nl);
+        memcpy(ws->obuf + pre + nl, at, len - pre);
         out = ws->obuf;
         olen = need;
     }
@@ -523,6 +557,17 @@ static uint32_t hash_addr(const struct sn_addr *a)
     return h;
 }
 
+/* The worker of a client address: the hash of the address (masked to the client prefix). */
+static unsigned shard_client(const struct sn_addr *c, unsigned prefix4, unsigned prefix6,
+                             unsigned n)
+{
+    struct sn_addr k = *c;
+    unsigned bits = k.family == 4 ? prefix4 : prefix6;
+    if (bits < (k.family == 4 ? 32u : 128u))
+        sn_addr_mask(&k, bits);
+    return hash_addr(&k) % n;
+}
+
 unsigned sn_workers_shard(const struct sn_addr *src, uint16_t sport, const struct sn_addr *dst,
                           uint16_t dport, unsigned prefix4, unsigned prefix6, unsigned n)
 {
@@ -533,16 +578,119 @@ unsigned sn_workers_shard(const struct sn_addr *src, uint16_t sport, const struc
         c = sport > dport ? src : dst;
     else
         c = sn_addr_cmp(src, dst) <= 0 ? src : dst;
-    struct sn_addr k = *c;
-    unsigned bits = k.family == 4 ? prefix4 : prefix6;
-    if (bits < (k.family == 4 ? 32u : 128u))
-        sn_addr_mask(&k, bits);
-    return hash_addr(&k) % n;
+    return shard_client(c, prefix4, prefix6, n);
+}
+
+/* The client of the common packet without a full decode (decode.c's walk for the same
+ * bytes names the same addresses and ports): Ethernet II with at most two VLAN tags, Linux
+ * cooked (SLL, SLL2) or raw IP; IPv4 unfragmented, or IPv6 with TCP or UDP as the first
+ * next header; TCP or UDP with exactly one port below 1024 (the other side is the client,
+ * as sn_workers_shard decides); UDP not to or from a tunnel port decode.c enters (VXLAN
+ * 4789, VXLAN-GPE 4790, GENEVE 6081, GTP-U 2152). Returns false for anything else, which
+ * takes the full decode. A frame decode.c would refuse (a lying length, say) may get a
+ * worker here: it is counted there and makes no flow, whichever worker it is. */
+bool sn_workers_quick_client(int dlt, const uint8_t *data, uint32_t caplen,
+                             struct sn_addr *client)
+{
+    struct sn_cur c = sn_cur_make(data, caplen);
+    uint16_t etype;
+    switch (dlt) {
+    case 1: /* IEEE 802.3: dst 6 | src 6 | type 2, then 802.1Q tags TPID 2 | TCI 2 */
+        sn_cur_skip(&c, 12);
+        etype = sn_cur_u16(&c);
+        for (int tags = 0; tags < 2 && (etype == 0x8100 || etype == 0x88A8 ||
+                                        etype == 0x9100 || etype == 0x9200);
+             tags++) {
+            sn_cur_skip(&c, 2);
+            etype = sn_cur_u16(&c);
+        }
+        break;
+    case 113: /* Linux SLL: pkttype 2 | hatype 2 | halen 2 | addr 8 | protocol 2 */
+        sn_cur_skip(&c, 14);
+        etype = sn_cur_u16(&c);
+        break;
+    case 276: /* Linux SLL2: protocol 2 | reserved 2 | ifindex 4 | hatype 2 | pkttype 1 |
+                 halen 1 | addr 8 */
+        etype = sn_cur_u16(&c);
+        sn_cur_skip(&c, 18);
+        break;
+    case 12:
+    case 14:
+    case 101: { /* raw IP: the version nibble */
+        uint8_t v = 0;
+        sn_cur_peek8(&c, 0, &v);
+        etype = v >> 4 == 4 ? 0x0800 : v >> 4 == 6 ? 0x86DD : 0;
+        break;
+    }
+    case 228:
+        etype = 0x0800;
+        break;
+    case 229:
+        etype = 0x86DD;
+        break;
+    default:
+        return false;
+    }
+    const uint8_t *src, *dst;
+    uint8_t proto, fam;
+    if (etype == 0x0800) {
+        /* RFC 791: Version 4 | IHL 4 | TOS 8 | Total Length 16 | Identification 16 |
+         * Flags 3 | Fragment Offset 13 | TTL 8 | Protocol 8 | Checksum 16 | Source 32 |
+         * Destination 32 | Options */
+        uint8_t vihl = sn_cur_u8(&c);
+        sn_cur_skip(&c, 5);
+        uint16_t fo = sn_cur_u16(&c);
+        sn_cur_skip(&c, 1);
+        proto = sn_cur_u8(&c);
+        sn_cur_skip(&c, 2);
+        src = sn_cur_take(&c, 4);
+        dst = sn_cur_take(&c, 4);
+        unsigned ihl = (vihl & 0x0Fu) * 4;
+        if (c.err || vihl >> 4 != 4 || ihl < 20 || (fo & 0x3FFFu))
+            return false; /* fragments: only the first has ports */
+        sn_cur_skip(&c, ihl - 20);
+        fam = 4;
+    } else if (etype == 0x86DD) {
+        /* RFC 8200: Version 4 | Traffic Class 8 | Flow Label 20 | Payload Length 16 |
+         * Next Header 8 | Hop Limit 8 | Source 128 | Destination 128 */
+        uint8_t v = sn_cur_u8(&c);
+        sn_cur_skip(&c, 5);
+        proto = sn_cur_u8(&c);
+        sn_cur_skip(&c, 1);
+        src = sn_cur_take(&c, 16);
+        dst = sn_cur_take(&c, 16);
+        if (c.err || v >> 4 != 6)
+            return false;
+        fam = 6;
+    } else {
+        return false;
+    }
+    if (proto != 6 && proto != 17)
+        return false;
+    /* TCP, UDP: Source Port 16 | Destination Port 16 */
+    uint16_t sport = sn_cur_u16(&c);
+    uint16_t dport = sn_cur_u16(&c);
+    if (c.err || (sport < 1024) == (dport < 1024))
+        return false;
+    if (proto == 17) {
+        for (unsigned i = 0; i < 2; i++) {
+            uint16_t port = i ? sport : dport;
+            if (port == 4789 || port == 4790 || port == 6081 || port == 2152)
+                return false;
+        }
+    }
+    client->family = fam;
+    memset(client->a, 0, sizeof(client->a));
+    memcpy(client->a, sport > dport ? src : dst, fam == 4 ? 4 : 16);
+    return true;
 }
 
 static unsigned pick(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
                      uint32_t wirelen, int64_t ts_us)
 {
+    struct sn_addr client;
+    if (sn_workers_quick_client(dlt, data, caplen, &client))
+        return shard_client(&client, ws->prefix4, ws->prefix6, ws->n);
     struct sn_pkt pkt;
     if (sn_decode_packet(&ws->dec, dlt, data, caplen, wirelen, ts_us, &pkt) != SN_DEC_OK)
         return 0; /* not a flow: counted by worker 0's decoder */
@@ -558,8 +706,7 @@ static unsigned pick(struct sn_workers *ws, int dlt, const uint8_t *data, uint32
         sn_flow_expire(ws->flows, ws->now_us, 0);
         struct sn_flow *f = sn_flow_packet(ws->flows, &pkt, &dir, &is_new);
         if (f)
-            return sn_workers_shard(&f->client, 1, &f->server, 0, ws->prefix4, ws->prefix6,
-                                    ws->n);
+            return shard_client(&f->client, ws->prefix4, ws->prefix6, ws->n);
     }
     return sn_workers_shard(&pkt.src, pkt.sport, &pkt.dst, pkt.dport, ws->prefix4, ws->prefix6,
                             ws->n);
@@ -654,6 +801,11 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
                              .vlan_key = cfg->flow_vlan_key};
     if (!(ws->flows = sn_flow_table_new(&fc)))
         goto fail;
+    /* The workers share the flow budget: n tables of flow_max / n flows hold as many
+     * flows as one pipeline (and take its memory), not n times as many. */
+    ws->wcfg = *cfg;
+    unsigned fmax = cfg->flow_max ? cfg->flow_max : SN_FLOW_DEFAULT_MAX;
+    ws->wcfg.flow_max = (fmax + n - 1) / n;
     struct sn_pipeline_opts opts = {.no_seq = true};
     for (unsigned i = 0; i < n; i++) {
         struct worker *w =
@@ -675,7 +827,7 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
         w->collector.ops = &collector_ops;
         w->collector.priv = w;
         /* nDPI modules are created one after the other, on this thread (classify.h). */
-        w->p = sn_pipeline_new_opts(cfg, &w->collector, &opts, is_config);
+        w->p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &opts, is_config);
         if (!w->p)
             goto fail;
         ws->ps[i] = w->p;

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <glob.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "addr.h"
 #include "capture.h"
 #include "config.h"
+#include "decode.h"
 #include "err.h"
 #include "pipeline.h"
 #include "sink.h"
@@ -108,6 +110,108 @@ static void test_shard_prefix(void **state)
     b6.a[7] = 0x80; /* same /56, different /64 */
     assert_int_equal(sn_workers_shard(&a6, 40000, &s, 443, 24, 56, 9),
                      sn_workers_shard(&b6, 40000, &s, 443, 24, 56, 9));
+}
+
+/* ---------- the reader's shortcut ---------- */
+
+/* What the shortcut must agree with: when the full decode accepts the frame, the client
+ * sn_workers_shard takes from its addresses and ports (the side with the higher port). */
+static void expect_quick_agrees(int dlt, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+                                unsigned *quick, unsigned *full)
+{
+    struct sn_addr qc;
+    bool q = sn_workers_quick_client(dlt, data, caplen, &qc);
+    struct sn_decode dec;
+    sn_decode_init(&dec);
+    struct sn_pkt pkt;
+    if (sn_decode_packet(&dec, dlt, data, caplen, wirelen, 0, &pkt) != SN_DEC_OK)
+        return; /* no flow: any worker will do */
+    (*full)++;
+    if (!q)
+        return;
+    (*quick)++;
+    assert_true((pkt.sport < 1024) != (pkt.dport < 1024));
+    const struct sn_addr *want = pkt.sport > pkt.dport ? &pkt.src : &pkt.dst;
+    assert_int_equal(sn_addr_cmp(&qc, want), 0);
+}
+
+/* Every packet of every test capture (and of the benchmark slices, when present), and every
+ * prefix of its first 160 bytes (snaplen cuts; the shortcut reads no further). */
+static void test_quick_client_captures(void **state)
+{
+    (void)state;
+    static const char *const pats[] = {"tests/pcap/*.pcap*", "tests/pcap/fp/*.pcap",
+                                       "tests/pcap/tls/*.pcap*",
+                                       "tests/bench/data/*.first10000.pcap"};
+    unsigned quick = 0, full = 0, files = 0;
+    for (size_t g = 0; g < sizeof(pats) / sizeof(pats[0]); g++) {
+        glob_t gl;
+        if (glob(pats[g], 0, NULL, &gl) != 0)
+            continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            struct sn_capture *c = sn_capture_open_file(gl.gl_pathv[i], NULL);
+            if (!c)
+                continue; /* bad-linktype.pcap and the like */
+            files++;
+            int dlt = sn_capture_dlt(c);
+            struct sn_capture_pkt pk;
+            while (sn_capture_next(c, &pk) == 1) {
+                expect_quick_agrees(dlt, pk.data, pk.caplen, pk.wirelen, &quick, &full);
+                uint32_t upto = pk.caplen < 160 ? pk.caplen : 160;
+                unsigned q2 = 0, f2 = 0;
+                for (uint32_t n = 0; n < upto; n++)
+                    expect_quick_agrees(dlt, pk.data, n, pk.wirelen, &q2, &f2);
+            }
+            sn_capture_close(c);
+        }
+        globfree(&gl);
+    }
+    assert_true(files > 10);
+    assert_true(quick > full / 2); /* most packets take the shortcut */
+}
+
+/* Frames the shortcut must leave to the full decode, and a double-tagged IPv4 with options
+ * it must read right. */
+static void test_quick_client_frames(void **state)
+{
+    (void)state;
+    /* Ethernet, 802.1ad + 802.1Q, IPv4 (IHL 6: one option word), UDP 53 -> 40000 */
+    uint8_t f[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x88, 0xA8, 0x00, 0x64, 0x81, 0x00,
+                   0x00, 0xC8, 0x08, 0x00,
+                   /* IPv4 */ 0x46, 0, 0, 36, 0, 1, 0x00, 0x00, 64, 17, 0, 0, 192, 0, 2, 53,
+                   198, 51, 100, 7, 1, 1, 1, 1,
+                   /* UDP */ 0, 53, 0x9C, 0x40, 0, 8, 0, 0};
+    struct sn_addr c;
+    assert_true(sn_workers_quick_client(1, f, sizeof(f), &c));
+    assert_int_equal(c.family, 4);
+    assert_int_equal(c.a[0], 198);
+    assert_int_equal(c.a[3], 7);
+    unsigned q = 0, n = 0;
+    expect_quick_agrees(1, f, sizeof(f), sizeof(f), &q, &n);
+    assert_int_equal(q, 1);
+    /* to a tunnel port (GTP-U 2152 from 53): the inner packet is the flow */
+    uint8_t t[sizeof(f)];
+    memcpy(t, f, sizeof(f));
+    t[48] = 2152 >> 8;
+    t[49] = 2152 & 0xFF;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* a first fragment (MF) */
+    memcpy(t, f, sizeof(f));
+    t[28] = 0x20;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* both ports above 1023: the reader's flow table decides */
+    memcpy(t, f, sizeof(f));
+    t[46] = 0x10;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* three tags: more than the shortcut reads */
+    uint8_t t3[sizeof(f) + 4];
+    memcpy(t3, f, 16);
+    memcpy(t3 + 16, (const uint8_t[]){0x81, 0x00, 0x00, 0x01}, 4);
+    memcpy(t3 + 20, f + 16, sizeof(f) - 16);
+    assert_false(sn_workers_quick_client(1, t3, sizeof(t3), &c));
+    q = n = 0;
+    expect_quick_agrees(1, t3, sizeof(t3), sizeof(t3), &q, &n);
+    assert_int_equal(n, 1); /* the full decode takes it */
 }
 
 /* ---------- memory sink ---------- */
@@ -352,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_shard_symmetric),
         cmocka_unit_test(test_shard_by_client),
         cmocka_unit_test(test_shard_prefix),
+        cmocka_unit_test(test_quick_client_captures),
+        cmocka_unit_test(test_quick_client_frames),
         cmocka_unit_test(test_workers_equal_single),
         cmocka_unit_test(test_free_without_finish),
         cmocka_unit_test(test_bad_count),
