@@ -22,19 +22,14 @@
 
 /* ---- packet rings (reader -> worker) ----
  *
- * A byte ring of RING_BYTES (power of two) holding entries: a header and the frame bytes,
+ * A byte ring (a power of two in size, SN_WORKERS_DEFAULT_RING_BYTES unless a test asks for
+ * less) holding entries: a header and the frame bytes,
  * each padded to 8 bytes. An entry never wraps: when it does not fit before the end of the
  * buffer, the producer skips to the start (with a PAD entry when a header fits there).
  * head/tail are byte positions that only grow; the producer publishes head every BATCH
  * entries (or before it could block), the consumer publishes tail likewise. Sleeping uses a
  * mutex and condition variables only when a ring is empty (worker) or full (reader).
  */
-#ifndef SN_WORKERS_RING_BYTES
-/* Some thousand packets of slack per worker: enough to ride out a burst on one worker
- * (batches are 64 entries), small enough to stay in the cache and to cost little memory. */
-#define SN_WORKERS_RING_BYTES (4u << 20)
-#endif
-#define RING_BYTES SN_WORKERS_RING_BYTES
 #define BATCH 64u
 #define MERGE_EVERY 256u
 /* A sleeping side is woken only once this much can be done (or at a flush point): fewer
@@ -42,7 +37,6 @@
 #ifndef SN_WORKERS_WAKE_DIV
 #define SN_WORKERS_WAKE_DIV 4
 #endif
-#define WAKE_BYTES (RING_BYTES / SN_WORKERS_WAKE_DIV)
 #define CACHELINE 64
 
 enum ent_kind { E_PKT = 1, E_PAD, E_ADVANCE, E_RELOAD };
@@ -95,6 +89,8 @@ struct worker {
     uint64_t dispatched;                /* packets given to this worker */
     struct chunk *rchunk;               /* merger's read position */
     size_t rpos;
+    uint8_t *pring;                     /* = ring, size (read here without touching the */
+    size_t psize;                       /* worker's cache line) */
 
     /* shared */
     alignas(CACHELINE) _Atomic uint64_t head; /* published by the reader */
@@ -112,6 +108,7 @@ struct worker {
     struct chunk *wchunk;
 
     uint8_t *ring;
+    size_t size; /* of the ring: a power of two */
     struct sn_pipeline *p;
     struct sn_sink collector;
     struct sn_workers *ws;
@@ -125,6 +122,7 @@ struct sn_workers {
     struct sn_config wcfg; /* the workers' pipelines' copy: cfg with flow_max split */
     struct sn_sink *sink;
     unsigned n;
+    size_t ring_bytes; /* each worker's ring */
     struct worker *w[SN_WORKERS_MAX];
     struct sn_pipeline *ps[SN_WORKERS_MAX];
     struct sn_decode dec; /* the reader's, for sharding only (its counters are not reported) */
@@ -268,8 +266,8 @@ static void publish_tail(struct worker *w, uint64_t last_ord, bool idle)
     atomic_store_explicit(&w->done_ord, last_ord, memory_order_release);
     atomic_store(&w->tail, w->ctail);
     w->consumed = 0;
-    if (idle || RING_BYTES - (atomic_load_explicit(&w->head, memory_order_relaxed) - w->ctail) >=
-                    RING_BYTES / 4)
+    if (idle || w->size - (atomic_load_explicit(&w->head, memory_order_relaxed) - w->ctail) >=
+                    w->size / 4)
         wake(&w->mu, &w->cv_prod, &w->prod_sleeping);
 }
 
@@ -294,8 +292,8 @@ static void *worker_main(void *arg)
                     break; /* closed and drained */
             }
         }
-        size_t off = (size_t)(w->ctail & (RING_BYTES - 1));
-        size_t rem = RING_BYTES - off;
+        size_t off = (size_t)(w->ctail & (w->size - 1));
+        size_t rem = w->size - off;
         if (rem < sizeof(struct ent)) {
             w->ctail += rem;
             continue;
@@ -343,7 +341,8 @@ static void publish_head(struct worker *w, bool force)
         w->pending = 0;
         atomic_store(&w->head, w->phead);
     }
-    if (force || w->phead - atomic_load_explicit(&w->tail, memory_order_relaxed) >= WAKE_BYTES)
+    if (force || w->phead - atomic_load_explicit(&w->tail, memory_order_relaxed) >=
+                     w->psize / SN_WORKERS_WAKE_DIV)
         wake(&w->mu, &w->cv_cons, &w->cons_sleeping);
 }
 
@@ -352,17 +351,20 @@ static void publish_head(struct worker *w, bool force)
  * full. Returns where to write. */
 static uint8_t *reserve(struct worker *w, size_t size)
 {
-    size_t off = (size_t)(w->phead & (RING_BYTES - 1));
-    size_t rem = RING_BYTES - off;
+    size_t off = (size_t)(w->phead & (w->psize - 1));
+    size_t rem = w->psize - off;
     size_t skip = rem < size ? rem : 0;
     uint64_t need_end = w->phead + skip + size;
-    if (need_end - w->tail_cache > RING_BYTES) {
+    if (need_end - w->tail_cache > w->psize) {
         w->tail_cache = atomic_load_explicit(&w->tail, memory_order_acquire);
-        if (need_end - w->tail_cache > RING_BYTES) {
-            publish_head(w, true);
+        if (need_end - w->tail_cache > w->psize) {
+            /* About to wait for this worker: first hand every worker what is queued for it,
+             * so that none sleeps with work waiting meanwhile. */
+            for (unsigned i = 0; i < w->ws->n; i++)
+                publish_head(w->ws->w[i], true);
             pthread_mutex_lock(&w->mu);
             atomic_store(&w->prod_sleeping, 1);
-            while (need_end - (w->tail_cache = atomic_load(&w->tail)) > RING_BYTES)
+            while (need_end - (w->tail_cache = atomic_load(&w->tail)) > w->psize)
                 pthread_cond_wait(&w->cv_prod, &w->mu);
             atomic_store(&w->prod_sleeping, 0);
             pthread_mutex_unlock(&w->mu);
@@ -371,11 +373,11 @@ static uint8_t *reserve(struct worker *w, size_t size)
     if (skip) {
         if (skip >= sizeof(struct ent)) {
             struct ent pad = {.kind = E_PAD, .size = (uint32_t)skip};
-            memcpy(w->ring + off, &pad, sizeof(pad));
+            memcpy(w->pring + off, &pad, sizeof(pad));
         }
         w->phead += skip;
     }
-    return w->ring + (size_t)(w->phead & (RING_BYTES - 1));
+    return w->pring + (size_t)(w->phead & (w->psize - 1));
 }
 
 static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data)
@@ -765,6 +767,13 @@ static void stop_threads(struct sn_workers *ws)
 struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *sink, unsigned n,
                                   bool *is_config)
 {
+    return sn_workers_new_opts(cfg, sink, n, NULL, is_config);
+}
+
+struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_sink *sink,
+                                       unsigned n, const struct sn_workers_opts *opts,
+                                       bool *is_config)
+{
     *is_config = false;
     if (n < 2 || n > SN_WORKERS_MAX) {
         *is_config = true;
@@ -777,6 +786,14 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
         return NULL;
     }
     pthread_mutex_init(&ws->free_mu, NULL);
+    ws->ring_bytes = SN_WORKERS_DEFAULT_RING_BYTES;
+    if (opts && opts->ring_bytes) {
+        /* a power of two, at least the minimum (which holds 4 largest snaplen frames) */
+        ws->ring_bytes = SN_WORKERS_MIN_RING_BYTES;
+        while (ws->ring_bytes < opts->ring_bytes && ws->ring_bytes < SN_WORKERS_DEFAULT_RING_BYTES)
+            ws->ring_bytes <<= 1;
+    }
+    size_t ring_bytes = ws->ring_bytes;
     ws->cfg = cfg;
     ws->sink = sink;
     sn_decode_init(&ws->dec);
@@ -806,7 +823,7 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
     ws->wcfg = *cfg;
     unsigned fmax = cfg->flow_max ? cfg->flow_max : SN_FLOW_DEFAULT_MAX;
     ws->wcfg.flow_max = (fmax + n - 1) / n;
-    struct sn_pipeline_opts opts = {.no_seq = true};
+    struct sn_pipeline_opts popts = {.no_seq = true};
     for (unsigned i = 0; i < n; i++) {
         struct worker *w =
             aligned_alloc(CACHELINE, (sizeof(*w) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
@@ -820,14 +837,15 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
         pthread_cond_init(&w->cv_prod, NULL);
         w->ws = ws;
         w->idx = i;
-        w->ring = malloc(RING_BYTES);
+        w->size = w->psize = ring_bytes;
+        w->ring = w->pring = malloc(ring_bytes);
         w->wchunk = w->rchunk = chunk_get(ws, CHUNK_BYTES);
         if (!w->ring || !w->wchunk)
             goto nomem;
         w->collector.ops = &collector_ops;
         w->collector.priv = w;
         /* nDPI modules are created one after the other, on this thread (classify.h). */
-        w->p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &opts, is_config);
+        w->p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &popts, is_config);
         if (!w->p)
             goto fail;
         ws->ps[i] = w->p;
@@ -871,8 +889,8 @@ void sn_workers_free(struct sn_workers *ws)
 void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
                        uint32_t wirelen, int64_t ts_us)
 {
-    if (caplen > RING_BYTES / 4)
-        caplen = RING_BYTES / 4; /* never: snaplen is at most 262144 */
+    if (caplen > ws->ring_bytes / 4)
+        caplen = (uint32_t)(ws->ring_bytes / 4); /* never: snaplen is at most 262144 */
     unsigned i = pick(ws, dlt, data, caplen, wirelen, ts_us);
     struct worker *w = ws->w[i];
     ws->last_worker = i;

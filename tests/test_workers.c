@@ -271,8 +271,10 @@ static void mem_close(struct sn_sink *s)
 
 static const struct sn_sink_ops mem_ops = {"mem", mem_open, mem_emit, mem_flush, mem_close};
 
-/* Runs the captures through 1 pipeline (n = 1) or n workers; output in m. */
-static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m)
+/* Runs the captures through 1 pipeline (n = 1) or n workers with rings of `ring` bytes (0:
+ * the default); output in m. */
+static void run_ring(const char *const *paths, unsigned np, unsigned n, size_t ring,
+                     struct mem *m)
 {
     struct sn_config cfg;
     sn_config_init(&cfg);
@@ -287,7 +289,9 @@ static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m
     if (n == 1)
         assert_non_null(p = sn_pipeline_new(&cfg, &sink, &is_config));
     else
-        assert_non_null(w = sn_workers_new(&cfg, &sink, n, &is_config));
+        assert_non_null(w = sn_workers_new_opts(&cfg, &sink, n,
+                                                &(struct sn_workers_opts){.ring_bytes = ring},
+                                                &is_config));
     for (unsigned i = 0; i < np; i++) {
         struct sn_capture *c = sn_capture_open_file(paths[i], NULL);
         assert_non_null(c);
@@ -320,6 +324,11 @@ static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m
         sn_pipeline_free(p);
     }
     sn_config_fini(&cfg);
+}
+
+static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m)
+{
+    run_ring(paths, np, n, 0, m);
 }
 
 /* The records' lines with "seq":N taken out, sorted, joined (for multiset comparison). */
@@ -410,6 +419,27 @@ static void test_workers_equal_single(void **state)
     free(four.buf);
 }
 
+/* The smallest rings (1 MB; the captures hold 3 MB): the reader wraps around and waits for
+ * full rings, and the output is byte for byte the same as with the default rings. */
+static void test_workers_small_rings(void **state)
+{
+    (void)state;
+    struct mem big, small, small3, big3;
+    run(fp_caps, 4, 2, &big);
+    run_ring(fp_caps, 4, 2, 1, &small);
+    run(fp_caps, 4, 3, &big3);
+    run_ring(fp_caps, 4, 3, SN_WORKERS_MIN_RING_BYTES, &small3);
+    assert_true(small.seq_ok);
+    assert_int_equal(big.len, small.len);
+    assert_memory_equal(big.buf, small.buf, big.len);
+    assert_int_equal(big3.len, small3.len);
+    assert_memory_equal(big3.buf, small3.buf, big3.len);
+    free(big.buf);
+    free(small.buf);
+    free(big3.buf);
+    free(small3.buf);
+}
+
 /* Freed without finish (error path in main): threads stop, nothing leaks, nothing written
  * beyond what was ready. */
 static void test_free_without_finish(void **state)
@@ -459,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_quick_client_captures),
         cmocka_unit_test(test_quick_client_frames),
         cmocka_unit_test(test_workers_equal_single),
+        cmocka_unit_test(test_workers_small_rings),
         cmocka_unit_test(test_free_without_finish),
         cmocka_unit_test(test_bad_count),
     };
