@@ -563,10 +563,11 @@ static uint32_t hash_addr(const struct sn_addr *a)
 static unsigned shard_client(const struct sn_addr *c, unsigned prefix4, unsigned prefix6,
                              unsigned n)
 {
+    unsigned bits = c->family == 4 ? prefix4 : prefix6;
+    if (bits >= (c->family == 4 ? 32u : 128u))
+        return hash_addr(c) % n;
     struct sn_addr k = *c;
-    unsigned bits = k.family == 4 ? prefix4 : prefix6;
-    if (bits < (k.family == 4 ? 32u : 128u))
-        sn_addr_mask(&k, bits);
+    sn_addr_mask(&k, bits);
     return hash_addr(&k) % n;
 }
 
@@ -681,9 +682,13 @@ bool sn_workers_quick_client(int dlt, const uint8_t *data, uint32_t caplen,
                 return false;
         }
     }
+    const uint8_t *a = sport > dport ? src : dst;
     client->family = fam;
     memset(client->a, 0, sizeof(client->a));
-    memcpy(client->a, sport > dport ? src : dst, fam == 4 ? 4 : 16);
+    if (fam == 4)
+        memcpy(client->a, a, 4);
+    else
+        memcpy(client->a, a, 16);
     return true;
 }
 
