@@ -23,9 +23,9 @@
 /* ---- packet rings (reader -> worker) ----
  *
  * A byte ring (a power of two in size, SN_WORKERS_DEFAULT_RING_BYTES unless a test asks for
- * less) holding entries: a header and the frame bytes,
- * each padded to 8 bytes. An entry never wraps: when it does not fit before the end of the
- * buffer, the producer skips to the start (with a PAD entry when a header fits there).
+ * less) holding entries: a header and the frame bytes, each padded to 8 bytes. An entry
+ * never wraps: when it does not fit before the end of the buffer, the producer skips to the
+ * start (with a PAD entry when a header fits there).
  * head/tail are byte positions that only grow; the producer publishes head every BATCH
  * entries (or before it could block), the consumer publishes tail likewise. Sleeping uses a
  * mutex and condition variables only when a ring is empty (worker) or full (reader).
@@ -125,12 +125,14 @@ struct sn_workers {
     size_t ring_bytes; /* each worker's ring */
     struct worker *w[SN_WORKERS_MAX];
     struct sn_pipeline *ps[SN_WORKERS_MAX];
-    struct sn_decode dec; /* the reader's, for sharding only (its counters are not reported) */
+    struct sn_decode dec; /* the reader's, for the packets sharding needs fully decoded (its
+                             counters are not reported) */
     struct sn_flow_table *flows; /* the reader's, for flows with ambiguous ports only: which
                                     end is the client, as the workers will see it */
     unsigned prefix4, prefix6;
-    uint64_t ord;    /* last ordinal given out */
-    int64_t now_us;  /* highest packet time so far */
+    uint64_t packets; /* read so far */
+    uint64_t ord;     /* last ordinal given out */
+    int64_t now_us;   /* highest packet time so far */
     unsigned since_merge;
     unsigned last_worker; /* the one that got the last packet */
     bool agg;             /* fingerprints on: window closes are broadcast */
@@ -705,7 +707,8 @@ static unsigned pick(struct sn_workers *ws, int dlt, const uint8_t *data, uint32
         /* Ambiguous ports (both below 1024 or both not, or none: ICMP, non-first fragments):
          * the client is the SYN or first sender (flow.h), which only a flow table knows.
          * Such flows carry a small share of the traffic, so the reader keeps a table for
-         * them (same size and timeouts as the workers': it forgets a flow no sooner). With
+         * them (as many flows as all workers' tables together, the same timeouts: it
+         * forgets a flow no sooner than the worker that has it). With
          * one port below 1024, the other side is the client (flow.h's rule for UDP and for
          * TCP flows first seen mid-stream; almost always the SYN sender too). */
         int dir;
@@ -896,6 +899,7 @@ void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint
 {
     if (caplen > ws->ring_bytes / 4)
         caplen = (uint32_t)(ws->ring_bytes / 4); /* never: snaplen is at most 262144 */
+    ws->packets++;
     unsigned i = pick(ws, dlt, data, caplen, wirelen, ts_us);
     struct worker *w = ws->w[i];
     ws->last_worker = i;
@@ -1015,7 +1019,7 @@ void sn_workers_print_stats(const struct sn_workers *ws, FILE *out)
     if (ws->finished)
         sn_pipeline_print_stats_sum((struct sn_pipeline *const *)ws->ps, ws->n, out);
     else
-        fprintf(out, "packets %" PRIu64 "\n", ws->dec.st.packets);
+        fprintf(out, "packets %" PRIu64 "\n", ws->packets);
     for (unsigned i = 0; i < ws->n; i++)
         fprintf(out, "worker.%u.packets %" PRIu64 "\n", i, ws->w[i]->dispatched);
     fprintf(out, "worker.records_written %" PRIu64 "\n", ws->seq);
