@@ -17,8 +17,9 @@
  * one the flow table (flow.h) will name: when exactly one port is below 1024 it is the other
  * side (flow.h's rule for UDP and for TCP first seen mid-stream); otherwise (both ports
  * below 1024 or both not, or no ports: ICMP, non-first fragments) it is the SYN or first
- * sender, which only a flow table knows, so the reader keeps one for these flows only (same
- * size and timeouts as a worker's, clock from all packets). Residual split: a TCP
+ * sender, which only a flow table knows, so the reader keeps one for these flows only
+ * (cfg.flow_max entries, as many as all workers' tables together, the workers' timeouts,
+ * clock from all packets). Residual split: a TCP
  * connection opened from a port below 1024 to a port above it (active FTP data) is sharded
  * by the other side; its flow record is right, its fingerprint may be built on another
  * worker than the client's other flows to that service.
@@ -33,7 +34,9 @@
  * window (a late event goes to "the oldest open window", which depends on other clients'
  * traffic: 6 of 118960 fingerprints on the 1.4 M packet bench capture moved to the next
  * window). Stats counters are summed, except fingerprints.windows_closed, which counts each
- * worker's windows. Per-worker flow tables evict (table full) independently of a single one.
+ * worker's windows. Per-worker flow tables evict (table full) independently of a single one:
+ * a worker holding most flows (one busy client or NAT address) evicts sooner than one
+ * pipeline would.
  *
  * Costs: each worker has its own flow table of cfg.flow_max / N entries (the workers
  * together track as many flows as one pipeline; a worker whose table is full evicts its
