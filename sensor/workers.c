@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "addr.h"
 #include "agg.h"
@@ -38,6 +39,7 @@
 #define SN_WORKERS_WAKE_DIV 4
 #endif
 #define CACHELINE 64
+#define HUGE_BYTES ((size_t)2 << 20) /* x86-64 huge page */
 
 enum ent_kind { E_PKT = 1, E_PAD, E_ADVANCE, E_RELOAD };
 
@@ -732,6 +734,20 @@ static int64_t floor_to(int64_t t, int64_t w)
     return t - (r < 0 ? r + w : r);
 }
 
+/* A ring on huge pages where the kernel offers them (transparent huge pages in "madvise"
+ * mode): a 16 MB ring is then 8 page faults instead of 4096, and the reader's writes and
+ * the worker's reads miss the TLB less. Advice only: without it the ring works the same. */
+static uint8_t *ring_alloc(size_t bytes)
+{
+    size_t align = bytes < HUGE_BYTES ? bytes : HUGE_BYTES;
+    uint8_t *r = aligned_alloc(align, bytes);
+#ifdef MADV_HUGEPAGE
+    if (r && bytes >= HUGE_BYTES)
+        (void)madvise(r, bytes, MADV_HUGEPAGE);
+#endif
+    return r;
+}
+
 static void worker_free(struct worker *w)
 {
     if (!w)
@@ -846,7 +862,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         w->ws = ws;
         w->idx = i;
         w->size = w->psize = ring_bytes;
-        w->ring = w->pring = malloc(ring_bytes);
+        w->ring = w->pring = ring_alloc(ring_bytes);
         w->wchunk = w->rchunk = chunk_get(ws, CHUNK_BYTES);
         if (!w->ring || !w->wchunk)
             goto nomem;
