@@ -17,8 +17,9 @@
  * one the flow table (flow.h) will name: when exactly one port is below 1024 it is the other
  * side (flow.h's rule for UDP and for TCP first seen mid-stream); otherwise (both ports
  * below 1024 or both not, or no ports: ICMP, non-first fragments) it is the SYN or first
- * sender, which only a flow table knows, so the reader keeps one for these flows only (same
- * size and timeouts as a worker's, clock from all packets). Residual split: a TCP
+ * sender, which only a flow table knows, so the reader keeps one for these flows only
+ * (cfg.flow_max entries, as many as all workers' tables together, the workers' timeouts,
+ * clock from all packets). Residual split: a TCP
  * connection opened from a port below 1024 to a port above it (active FTP data) is sharded
  * by the other side; its flow record is right, its fingerprint may be built on another
  * worker than the client's other flows to that service.
@@ -33,10 +34,16 @@
  * window (a late event goes to "the oldest open window", which depends on other clients'
  * traffic: 6 of 118960 fingerprints on the 1.4 M packet bench capture moved to the next
  * window). Stats counters are summed, except fingerprints.windows_closed, which counts each
- * worker's windows. Per-worker flow tables evict (table full) independently of a single one.
+ * worker's windows. Per-worker flow tables evict (table full) independently of a single one:
+ * a worker holding most flows (one busy client or NAT address) evicts sooner than one
+ * pipeline would.
  *
- * Costs: each worker has its own flow table (cfg.flow_max entries each), nDPI module, geo
- * handles and a 32 MB packet ring; the reader has a flow table for the ambiguous flows.
+ * Costs: each worker has its own flow table of cfg.flow_max / N entries (the workers
+ * together track as many flows as one pipeline; a worker whose table is full evicts its
+ * own least recently active flow), nDPI module, geo handles and a 16 MB packet ring; the
+ * reader has a flow table (cfg.flow_max entries) for the ambiguous flows. The reader reads
+ * only the headers it needs for the common packet (Ethernet/VLAN, Linux cooked or raw IP,
+ * IPv4/IPv6, TCP/UDP with one port below 1024) and decodes fully only the others.
  * Live capture: the workers' /metrics counters are only published after finish (they
  * belong to running threads); SIGHUP reloads every worker; geo databases are not
  * re-checked on ticks (use SIGHUP).
@@ -58,10 +65,29 @@ struct sn_workers;
 
 #define SN_WORKERS_MAX 64u
 
+/* Each worker's packet ring. Slack for uneven load: while one worker is busier (its ring
+ * full, the reader waiting for it), the others run on what their rings hold, then sleep.
+ * 16 MB (some 30000 packets of the benchmark mix) keeps that idle time small: with 4 MB the
+ * workers slept a tenth of the time on the benchmark, 32 MB costs more memory for little
+ * more. The minimum holds four frames of the largest snaplen (262144). */
+#define SN_WORKERS_DEFAULT_RING_BYTES ((size_t)16 << 20)
+#define SN_WORKERS_MIN_RING_BYTES ((size_t)1 << 20)
+
 /* Starts n (2..SN_WORKERS_MAX) worker threads. Returns NULL with SN_ERR set; *is_config as
  * for sn_pipeline_new. */
 struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *sink, unsigned n,
                                   bool *is_config);
+
+/* Options (for tests: small rings make the reader wrap and wait). */
+struct sn_workers_opts {
+    size_t ring_bytes; /* 0: the default; else rounded up to a power of two within
+                          [SN_WORKERS_MIN_RING_BYTES, SN_WORKERS_DEFAULT_RING_BYTES] */
+};
+
+/* sn_workers_new with options; opts may be NULL (same as sn_workers_new). */
+struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_sink *sink,
+                                       unsigned n, const struct sn_workers_opts *opts,
+                                       bool *is_config);
 /* Stops the threads (if sn_workers_finish was not called, without writing anything more) and
  * frees everything. NULL-safe. */
 void sn_workers_free(struct sn_workers *w);
@@ -100,5 +126,14 @@ uint64_t sn_workers_sink_errors(const struct sn_workers *w);
 struct sn_addr;
 unsigned sn_workers_shard(const struct sn_addr *src, uint16_t sport, const struct sn_addr *dst,
                           uint16_t dport, unsigned prefix4, unsigned prefix6, unsigned n);
+
+/* The reader's shortcut (exposed for tests): for the common packet, the client address the
+ * shard is taken from, read without a full decode (Ethernet II with at most two VLAN tags,
+ * Linux cooked or raw IP; unfragmented IPv4 or IPv6 without extension headers; TCP or UDP
+ * with exactly one port below 1024, UDP not on a tunnel port). Returns false for every
+ * other frame (the full decode decides). Whenever sn_decode_packet accepts a frame this
+ * returns true for, it names the same client as sn_workers_shard does for its ports. */
+bool sn_workers_quick_client(int dlt, const uint8_t *data, uint32_t caplen,
+                             struct sn_addr *client);
 
 #endif

@@ -5,7 +5,7 @@
 # ends with one stats record whose decode counters and record counts equal the single
 # worker's, and its fingerprint totals reconcile with its flow records. On the generated
 # fingerprint captures the fingerprints equal the single-worker ones. --workers 1 is the
-# single pipeline, byte for byte.
+# single pipeline, byte for byte. --flow-max is split between the workers.
 source "$(dirname "$0")/lib/check.sh"
 shopt -s nullglob
 cd "$ROOT"
@@ -94,6 +94,22 @@ done
 run_pair "prefix-key" -r tests/pcap/fp/llm_20clients.pcap --client-key prefix --window 600
 check "prefix-key: same fingerprints as 1 worker" \
     $CMP "$TMP/prefix-key.1" "$TMP/prefix-key.2a" fingerprint
+
+# --flow-max is shared by the workers: each tracks flow_max / N flows. tls-sni.pcapng has one
+# client, so one worker gets every flow: 2 workers with --flow-max 32 evict as one pipeline
+# with --flow-max 16 (63 of 79 flows), and small tables stay deterministic.
+"$SP" --sensor-id t --flow-max 16 -r tests/pcap/tls-sni.pcapng >"$TMP/fm1" 2>/dev/null
+"$SP" --sensor-id t --workers 2 --flow-max 32 -r tests/pcap/tls-sni.pcapng >"$TMP/fm2a" 2>/dev/null
+check_eq "--flow-max 32, 2 workers: exit status" 0 "$?"
+"$SP" --sensor-id t --workers 2 --flow-max 32 -r tests/pcap/tls-sni.pcapng >"$TMP/fm2b" 2>/dev/null
+check "--flow-max 32, 2 workers: identical output in two runs" cmp "$TMP/fm2a" "$TMP/fm2b"
+check "--flow-max 32, 2 workers: flow records as 1 worker with 16" $CMP "$TMP/fm1" "$TMP/fm2a" flow
+check "--flow-max 32, 2 workers: fingerprints as 1 worker with 16" \
+    $CMP "$TMP/fm1" "$TMP/fm2a" fingerprint
+check "--flow-max 32, 2 workers: seq 1..n" seq_ok "$TMP/fm2a"
+check_eq "--flow-max 32, 2 workers: evictions as 1 worker with 16" \
+    "$(tail -1 "$TMP/fm1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["flows"]["evicted"])')" \
+    "$(tail -1 "$TMP/fm2a" | python3 -c 'import json,sys; print(json.load(sys.stdin)["flows"]["evicted"])')"
 
 # --workers 1 is the single pipeline.
 "$SP" --sensor-id t --workers 1 -r tests/pcap/tls-sni.pcapng >"$TMP/w1" 2>/dev/null

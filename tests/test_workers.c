@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <glob.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "addr.h"
 #include "capture.h"
 #include "config.h"
+#include "decode.h"
 #include "err.h"
 #include "pipeline.h"
 #include "sink.h"
@@ -110,6 +112,108 @@ static void test_shard_prefix(void **state)
                      sn_workers_shard(&b6, 40000, &s, 443, 24, 56, 9));
 }
 
+/* ---------- the reader's shortcut ---------- */
+
+/* What the shortcut must agree with: when the full decode accepts the frame, the client
+ * sn_workers_shard takes from its addresses and ports (the side with the higher port). */
+static void expect_quick_agrees(int dlt, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+                                unsigned *quick, unsigned *full)
+{
+    struct sn_addr qc;
+    bool q = sn_workers_quick_client(dlt, data, caplen, &qc);
+    struct sn_decode dec;
+    sn_decode_init(&dec);
+    struct sn_pkt pkt;
+    if (sn_decode_packet(&dec, dlt, data, caplen, wirelen, 0, &pkt) != SN_DEC_OK)
+        return; /* no flow: any worker will do */
+    (*full)++;
+    if (!q)
+        return;
+    (*quick)++;
+    assert_true((pkt.sport < 1024) != (pkt.dport < 1024));
+    const struct sn_addr *want = pkt.sport > pkt.dport ? &pkt.src : &pkt.dst;
+    assert_int_equal(sn_addr_cmp(&qc, want), 0);
+}
+
+/* Every packet of every test capture (and of the benchmark slices, when present), and every
+ * prefix of its first 160 bytes (snaplen cuts; the shortcut reads no further). */
+static void test_quick_client_captures(void **state)
+{
+    (void)state;
+    static const char *const pats[] = {"tests/pcap/*.pcap*", "tests/pcap/fp/*.pcap",
+                                       "tests/pcap/tls/*.pcap*",
+                                       "tests/bench/data/*.first10000.pcap"};
+    unsigned quick = 0, full = 0, files = 0;
+    for (size_t g = 0; g < sizeof(pats) / sizeof(pats[0]); g++) {
+        glob_t gl;
+        if (glob(pats[g], 0, NULL, &gl) != 0)
+            continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            struct sn_capture *c = sn_capture_open_file(gl.gl_pathv[i], NULL);
+            if (!c)
+                continue; /* bad-linktype.pcap and the like */
+            files++;
+            int dlt = sn_capture_dlt(c);
+            struct sn_capture_pkt pk;
+            while (sn_capture_next(c, &pk) == 1) {
+                expect_quick_agrees(dlt, pk.data, pk.caplen, pk.wirelen, &quick, &full);
+                uint32_t upto = pk.caplen < 160 ? pk.caplen : 160;
+                unsigned q2 = 0, f2 = 0;
+                for (uint32_t n = 0; n < upto; n++)
+                    expect_quick_agrees(dlt, pk.data, n, pk.wirelen, &q2, &f2);
+            }
+            sn_capture_close(c);
+        }
+        globfree(&gl);
+    }
+    assert_true(files > 10);
+    assert_true(quick > full / 2); /* most packets take the shortcut */
+}
+
+/* Frames the shortcut must leave to the full decode, and a double-tagged IPv4 with options
+ * it must read right. */
+static void test_quick_client_frames(void **state)
+{
+    (void)state;
+    /* Ethernet, 802.1ad + 802.1Q, IPv4 (IHL 6: one option word), UDP 53 -> 40000 */
+    uint8_t f[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x88, 0xA8, 0x00, 0x64, 0x81, 0x00,
+                   0x00, 0xC8, 0x08, 0x00,
+                   /* IPv4 */ 0x46, 0, 0, 36, 0, 1, 0x00, 0x00, 64, 17, 0, 0, 192, 0, 2, 53,
+                   198, 51, 100, 7, 1, 1, 1, 1,
+                   /* UDP */ 0, 53, 0x9C, 0x40, 0, 8, 0, 0};
+    struct sn_addr c;
+    assert_true(sn_workers_quick_client(1, f, sizeof(f), &c));
+    assert_int_equal(c.family, 4);
+    assert_int_equal(c.a[0], 198);
+    assert_int_equal(c.a[3], 7);
+    unsigned q = 0, n = 0;
+    expect_quick_agrees(1, f, sizeof(f), sizeof(f), &q, &n);
+    assert_int_equal(q, 1);
+    /* to a tunnel port (GTP-U 2152 from 53): the inner packet is the flow */
+    uint8_t t[sizeof(f)];
+    memcpy(t, f, sizeof(f));
+    t[48] = 2152 >> 8;
+    t[49] = 2152 & 0xFF;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* a first fragment (MF) */
+    memcpy(t, f, sizeof(f));
+    t[28] = 0x20;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* both ports above 1023: the reader's flow table decides */
+    memcpy(t, f, sizeof(f));
+    t[46] = 0x10;
+    assert_false(sn_workers_quick_client(1, t, sizeof(t), &c));
+    /* three tags: more than the shortcut reads */
+    uint8_t t3[sizeof(f) + 4];
+    memcpy(t3, f, 16);
+    memcpy(t3 + 16, (const uint8_t[]){0x81, 0x00, 0x00, 0x01}, 4);
+    memcpy(t3 + 20, f + 16, sizeof(f) - 16);
+    assert_false(sn_workers_quick_client(1, t3, sizeof(t3), &c));
+    q = n = 0;
+    expect_quick_agrees(1, t3, sizeof(t3), sizeof(t3), &q, &n);
+    assert_int_equal(n, 1); /* the full decode takes it */
+}
+
 /* ---------- memory sink ---------- */
 
 struct mem {
@@ -167,8 +271,10 @@ static void mem_close(struct sn_sink *s)
 
 static const struct sn_sink_ops mem_ops = {"mem", mem_open, mem_emit, mem_flush, mem_close};
 
-/* Runs the captures through 1 pipeline (n = 1) or n workers; output in m. */
-static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m)
+/* Runs the captures through 1 pipeline (n = 1) or n workers with rings of `ring` bytes (0:
+ * the default); output in m. */
+static void run_ring(const char *const *paths, unsigned np, unsigned n, size_t ring,
+                     struct mem *m)
 {
     struct sn_config cfg;
     sn_config_init(&cfg);
@@ -183,7 +289,9 @@ static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m
     if (n == 1)
         assert_non_null(p = sn_pipeline_new(&cfg, &sink, &is_config));
     else
-        assert_non_null(w = sn_workers_new(&cfg, &sink, n, &is_config));
+        assert_non_null(w = sn_workers_new_opts(&cfg, &sink, n,
+                                                &(struct sn_workers_opts){.ring_bytes = ring},
+                                                &is_config));
     for (unsigned i = 0; i < np; i++) {
         struct sn_capture *c = sn_capture_open_file(paths[i], NULL);
         assert_non_null(c);
@@ -216,6 +324,11 @@ static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m
         sn_pipeline_free(p);
     }
     sn_config_fini(&cfg);
+}
+
+static void run(const char *const *paths, unsigned np, unsigned n, struct mem *m)
+{
+    run_ring(paths, np, n, 0, m);
 }
 
 /* The records' lines with "seq":N taken out, sorted, joined (for multiset comparison). */
@@ -306,6 +419,27 @@ static void test_workers_equal_single(void **state)
     free(four.buf);
 }
 
+/* The smallest rings (1 MB; the captures hold 3 MB): the reader wraps around and waits for
+ * full rings, and the output is byte for byte the same as with the default rings. */
+static void test_workers_small_rings(void **state)
+{
+    (void)state;
+    struct mem big, small, small3, big3;
+    run(fp_caps, 4, 2, &big);
+    run_ring(fp_caps, 4, 2, 1, &small);
+    run(fp_caps, 4, 3, &big3);
+    run_ring(fp_caps, 4, 3, SN_WORKERS_MIN_RING_BYTES, &small3);
+    assert_true(small.seq_ok);
+    assert_int_equal(big.len, small.len);
+    assert_memory_equal(big.buf, small.buf, big.len);
+    assert_int_equal(big3.len, small3.len);
+    assert_memory_equal(big3.buf, small3.buf, big3.len);
+    free(big.buf);
+    free(small.buf);
+    free(big3.buf);
+    free(small3.buf);
+}
+
 /* Freed without finish (error path in main): threads stop, nothing leaks, nothing written
  * beyond what was ready. */
 static void test_free_without_finish(void **state)
@@ -352,7 +486,10 @@ int main(void)
         cmocka_unit_test(test_shard_symmetric),
         cmocka_unit_test(test_shard_by_client),
         cmocka_unit_test(test_shard_prefix),
+        cmocka_unit_test(test_quick_client_captures),
+        cmocka_unit_test(test_quick_client_frames),
         cmocka_unit_test(test_workers_equal_single),
+        cmocka_unit_test(test_workers_small_rings),
         cmocka_unit_test(test_free_without_finish),
         cmocka_unit_test(test_bad_count),
     };
