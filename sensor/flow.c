@@ -20,6 +20,7 @@ struct sn_flow_table {
     struct sn_flow_cfg cfg;
     struct sn_flow *pool;
     struct sn_flow *free; /* singly linked through hnext */
+    uint32_t fresh;       /* pool[fresh..max) never used yet (zeroed by calloc) */
     struct sn_flow **buckets;
     uint32_t mask;
     uint32_t active;
@@ -124,10 +125,9 @@ struct sn_flow_table *sn_flow_table_new(const struct sn_flow_cfg *cfg)
     t->pool = calloc(t->cfg.max, sizeof(*t->pool));
     if (!t->buckets || !t->pool)
         goto fail;
-    for (uint32_t i = t->cfg.max; i-- > 0;) {
-        t->pool[i].hnext = t->free;
-        t->free = &t->pool[i];
-    }
+    /* The pool is handed out front to back (t->fresh) before the free list is used: calloc's
+     * pages are touched only as flows are first needed, so a sensor tracking 10 k flows does
+     * not occupy the memory of max (262 k by default) from the start. */
     if (getrandom(&t->seed, sizeof(t->seed), 0) != (ssize_t)sizeof(t->seed))
         t->seed = 0x5eed5eed5eed5eedULL; /* hash order never shows in output */
     return t;
@@ -195,6 +195,12 @@ void sn_flow_expire(struct sn_flow_table *t, int64_t now_us, unsigned budget)
 
 static struct sn_flow *alloc_flow(struct sn_flow_table *t)
 {
+    if (!t->free && t->fresh < t->cfg.max) {
+        struct sn_flow *f = &t->pool[t->fresh++]; /* zeroed by calloc */
+        t->active++;
+        t->st.created++;
+        return f;
+    }
     if (!t->free) {
         struct sn_flow *victim = t->lists[L_CLOSING].head;
         if (victim) {
