@@ -15,8 +15,11 @@ struct sn_addr {
     uint8_t a[16];
 };
 
-/* Writes the textual form (inet_ntop) into buf (at least SN_ADDR_STRLEN bytes). */
+/* Writes the textual form (as inet_ntop) into buf (at least SN_ADDR_STRLEN bytes). A buffer
+ * too small for the text, or an address with no family, gets "". */
 const char *sn_addr_str(const struct sn_addr *a, char *buf, size_t len);
+/* The same, returning the text's length (0 for ""). */
+size_t sn_addr_fmt(const struct sn_addr *a, char *buf, size_t len);
 /* Parses dotted IPv4 or IPv6 text; returns 0 or -EINVAL. */
 int sn_addr_parse(const char *s, struct sn_addr *out) __attribute__((warn_unused_result));
 /* memcmp-style order: family first, then bytes. */

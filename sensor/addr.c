@@ -72,23 +72,37 @@ static char *ipv6_put(char *p, const uint8_t *b)
     return p;
 }
 
+/* The text at p (room for SN_ADDR_STRLEN bytes); returns its end (no NUL). */
+static char *addr_put(const struct sn_addr *a, char *p)
+{
+    if (a->family == 4)
+        return ipv4_put(p, a->a);
+    if (a->family == 6)
+        return ipv6_put(p, a->a);
+    return p;
+}
+
+size_t sn_addr_fmt(const struct sn_addr *a, char *buf, size_t len)
+{
+    if (len >= SN_ADDR_STRLEN) { /* the usual case: room for any address */
+        char *e = addr_put(a, buf);
+        *e = '\0';
+        return (size_t)(e - buf);
+    }
+    if (len == 0)
+        return 0;
+    char tmp[SN_ADDR_STRLEN];
+    size_t n = (size_t)(addr_put(a, tmp) - tmp);
+    if (n >= len) /* a buffer too small gets nothing rather than a cut address */
+        n = 0;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
+}
+
 const char *sn_addr_str(const struct sn_addr *a, char *buf, size_t len)
 {
-    if (len == 0)
-        return buf;
-    char tmp[SN_ADDR_STRLEN];
-    char *e = tmp;
-    if (a->family == 4)
-        e = ipv4_put(tmp, a->a);
-    else if (a->family == 6)
-        e = ipv6_put(tmp, a->a);
-    *e++ = '\0';
-    /* A buffer too small for the text gets nothing rather than a cut address. */
-    size_t n = (size_t)(e - tmp);
-    if (n <= len)
-        memcpy(buf, tmp, n);
-    else
-        buf[0] = '\0';
+    sn_addr_fmt(a, buf, len);
     return buf;
 }
 
