@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ struct sn_rules {
     struct ivec glob, other;
     struct trie trie[2]; /* IPv4, IPv6 */
     bool any_sni, any_ja4, any_ja3, any_app; /* some rule has that condition */
+    uint64_t serial; /* load number, for sn_rule_memo */
 };
 
 /* ---- small containers ---- */
@@ -707,6 +709,8 @@ static int parse_into(struct sn_rules *set, const char *name, const char *text, 
 
 static int build_index(struct sn_rules *set)
 {
+    static atomic_uint_fast64_t loads;
+    set->serial = atomic_fetch_add(&loads, 1) + 1;
     for (uint32_t i = 0; i < set->n; i++) {
         const struct sn_rule *r = set->rule[i];
         int rc;
@@ -1115,6 +1119,48 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
     }
     consider_all(&b, &r->other);
     return b.rule;
+}
+
+/* Copies s into the memo slot; false when it does not fit (then nothing is remembered). */
+static bool memo_put(struct sn_rule_memo *m, int i, const char *s)
+{
+    m->has[i] = s != NULL;
+    if (!s)
+        return true;
+    size_t n = strnlen(s, SN_RULES_MEMO_STR);
+    if (n == SN_RULES_MEMO_STR)
+        return false;
+    memcpy(m->str[i], s, n + 1);
+    return true;
+}
+
+static bool memo_eq(const struct sn_rule_memo *m, int i, const char *s)
+{
+    return s ? m->has[i] && strcmp(m->str[i], s) == 0 : !m->has[i];
+}
+
+const struct sn_rule *sn_rules_match_memo(const struct sn_rules *r, const struct sn_rule_query *q,
+                                          struct sn_rule_memo *m)
+{
+    if (!r || !q)
+        return sn_rules_match(r, q);
+    bool has_server = q->server != NULL;
+    if (m->valid && m->set == r && m->serial == r->serial && m->has_server == has_server &&
+        (!has_server || (m->server.family == q->server->family &&
+                         memcmp(m->server.a, q->server->a, sizeof(m->server.a)) == 0)) &&
+        m->server_port == q->server_port && memo_eq(m, 0, q->sni) && memo_eq(m, 1, q->ja4) &&
+        memo_eq(m, 2, q->ja3) && memo_eq(m, 3, q->app))
+        return m->rule;
+    m->rule = sn_rules_match(r, q);
+    m->set = r;
+    m->serial = r->serial;
+    m->has_server = has_server;
+    if (has_server)
+        m->server = *q->server;
+    m->server_port = q->server_port;
+    m->valid = memo_put(m, 0, q->sni) && memo_put(m, 1, q->ja4) && memo_put(m, 2, q->ja3) &&
+               memo_put(m, 3, q->app);
+    return m->rule;
 }
 
 /* ---- accessors ---- */
