@@ -133,8 +133,24 @@ static bool is_v4_mapped(const struct sn_addr *a)
     return a->family == 6 && memcmp(a->a, pfx, 12) == 0;
 }
 
+/* first4[o]: some scope4 entry can match an address whose first octet is o. Most addresses
+ * are public, and this answers them without walking the table. */
+static bool first4[256];
+static pthread_once_t first4_once = PTHREAD_ONCE_INIT;
+
+static void first4_init(void)
+{
+    for (uint32_t o = 0; o < 256; o++)
+        for (size_t i = 0; i < sizeof(scope4) / sizeof(scope4[0]); i++)
+            if (((o << 24 ^ scope4[i].net) & scope4[i].mask & 0xff000000u) == 0)
+                first4[o] = true;
+}
+
 static uint8_t scope4_of(const uint8_t *b)
 {
+    pthread_once(&first4_once, first4_init);
+    if (!first4[b[0]])
+        return SN_GEO_PUBLIC;
     uint32_t x = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
     for (size_t i = 0; i < sizeof(scope4) / sizeof(scope4[0]); i++)
         if (((x ^ scope4[i].net) & scope4[i].mask) == 0)
