@@ -9,17 +9,28 @@
  * formats two addresses. Returns the end (no NUL). */
 static char *ipv4_put(char *p, const uint8_t *q)
 {
+    static const char pairs[] = /* "00" to "99" */
+        "00010203040506070809101112131415161718192021222324252627282930"
+        "31323334353637383940414243444546474849505152535455565758596061"
+        "62636465666768697071727374757677787980818283848586878889909192"
+        "93949596979899";
     for (int i = 0; i < 4; i++) {
         unsigned v = q[i];
-        if (v >= 100)
-            *p++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *p++ = (char)('0' + v / 10 % 10);
-        *p++ = (char)('0' + v % 10);
-        if (i < 3)
-            *p++ = '.';
+        if (v >= 100) {
+            unsigned h = v >= 200 ? 2 : 1;
+            *p++ = (char)('0' + h);
+            v -= 100 * h;
+            memcpy(p, pairs + 2 * v, 2);
+            p += 2;
+        } else if (v >= 10) {
+            memcpy(p, pairs + 2 * v, 2);
+            p += 2;
+        } else {
+            *p++ = (char)('0' + v);
+        }
+        *p++ = '.';
     }
-    return p;
+    return p - 1; /* no dot after the last octet */
 }
 
 /* IPv6 text exactly as glibc's inet_ntop writes it (itself RFC 5952 but for the embedded
