@@ -131,13 +131,6 @@ int sn_addr_parse(const char *s, struct sn_addr *out)
     return -EINVAL;
 }
 
-int sn_addr_cmp(const struct sn_addr *x, const struct sn_addr *y)
-{
-    if (x->family != y->family)
-        return x->family < y->family ? -1 : 1;
-    return memcmp(x->a, y->a, 16);
-}
-
 bool sn_addr_in_prefix(const struct sn_addr *a, const struct sn_addr *net, unsigned bits)
 {
     if (a->family != net->family)

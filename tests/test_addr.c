@@ -107,6 +107,30 @@ static void test_ipv6_format_matches_inet_ntop(void **state)
     assert_string_equal(sn_addr_str(&none, mine, sizeof(mine)), "");
 }
 
+/* The inline word compare orders as family, then memcmp of the bytes. */
+static void test_cmp_matches_memcmp(void **state)
+{
+    (void)state;
+    uint64_t x = 0x243f6a8885a308d3ULL;
+    for (int n = 0; n < 200000; n++) {
+        struct sn_addr a = {0}, b = {0};
+        for (int i = 0; i < 16; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            a.a[i] = (uint8_t)(x >> 8);
+            b.a[i] = (n & 3) == 0 || (x >> 40) % 4 ? a.a[i] : (uint8_t)(x >> 16); /* often equal */
+        }
+        a.family = (n & 8) ? 6 : 4;
+        b.family = (n & 24) == 16 ? 4 : a.family;
+        int want = a.family != b.family ? (a.family < b.family ? -1 : 1) : memcmp(a.a, b.a, 16);
+        int got = sn_addr_cmp(&a, &b);
+        assert_int_equal(want < 0, got < 0);
+        assert_int_equal(want > 0, got > 0);
+        assert_int_equal(sn_addr_cmp(&a, &a), 0);
+    }
+}
+
 static void test_prefix_and_mask(void **state)
 {
     (void)state;
@@ -137,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_ipv6_parse_format),
         cmocka_unit_test(test_ipv6_format_matches_inet_ntop),
         cmocka_unit_test(test_prefix_and_mask),
+        cmocka_unit_test(test_cmp_matches_memcmp),
     };
     return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }
