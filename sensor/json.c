@@ -434,7 +434,8 @@ static inline __attribute__((always_inline)) void raw_member(struct sn_json *j, 
         end(j, copy(o, s, n));
 }
 
-void sn_json_u64_k(struct sn_json *j, const char *key, size_t klen, uint64_t v)
+static __attribute__((noinline)) void u64_any(struct sn_json *j, const char *key, size_t klen,
+                                               uint64_t v)
 {
     size_t n = ndigits(v);
     char *o = member(j, key, klen, n); /* digits go straight into the buffer */
@@ -442,6 +443,31 @@ void sn_json_u64_k(struct sn_json *j, const char *key, size_t klen, uint64_t v)
         u64_digits(v, o + n);
         end(j, o + n);
     }
+}
+
+void sn_json_u64_k(struct sn_json *j, const char *key, size_t klen, uint64_t v)
+{
+    /* The common cases inline with no call on their way, so no registers to save: no key (an
+     * array element) or a known one, and room in the buffer. The rest goes to u64_any. */
+    size_t n = ndigits(v);
+    bool comma = !j->first[j->depth];
+    size_t kn = key ? klen + 3 : 0;
+    if ((key && klen == SN_JSON_KEY_SCAN) || j->len + comma + kn + n + 1 > j->cap) {
+        u64_any(j, key, klen, v);
+        return;
+    }
+    j->first[j->depth] = false;
+    char *o = j->buf + j->len;
+    if (comma)
+        *o++ = ',';
+    if (key) {
+        *o++ = '"';
+        o = copy(o, key, klen);
+        *o++ = '"';
+        *o++ = ':';
+    }
+    u64_digits(v, o + n);
+    end(j, o + n);
 }
 
 void sn_json_i64_k(struct sn_json *j, const char *key, size_t klen, int64_t v)
