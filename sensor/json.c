@@ -379,15 +379,16 @@ void sn_json_strn_k(struct sn_json *j, const char *key, size_t klen, const char 
     put_string(j, val, n);
 }
 
+static const char pairs[] = /* "00" to "99" */
+    "00010203040506070809101112131415161718192021222324252627282930"
+    "31323334353637383940414243444546474849505152535455565758596061"
+    "62636465666768697071727374757677787980818283848586878889909192"
+    "93949596979899";
+
 /* Decimal digits of v ending at e; returns the first digit. Two digits per division, in
  * 32-bit arithmetic once v fits. Faster than snprintf, which dominated record formatting. */
 static inline __attribute__((always_inline)) char *u64_digits(uint64_t v, char *e)
 {
-    static const char pairs[] = /* "00" to "99" */
-        "00010203040506070809101112131415161718192021222324252627282930"
-        "31323334353637383940414243444546474849505152535455565758596061"
-        "62636465666768697071727374757677787980818283848586878889909192"
-        "93949596979899";
     char *p = e;
     while (v > UINT32_MAX) {
         uint64_t q = v / 100;
@@ -527,12 +528,15 @@ void sn_json_ts_k(struct sn_json *j, const char *key, size_t klen, int64_t usec)
     char *o = member(j, key, klen, n);
     if (!o)
         return;
-    char *e = o + n, *p = e;
-    p = u64_digits(frac + 1000000u, p) + 1; /* six digits with leading zeros; drop the 1 */
-    *--p = '.';
-    p = u64_digits(sec, p);
+    char *e = o + n;
+    uint32_t lo = frac % 10000; /* six digits with leading zeros, as three pairs */
+    memcpy(e - 6, pairs + 2 * (frac / 10000), 2);
+    memcpy(e - 4, pairs + 2 * (lo / 100), 2);
+    memcpy(e - 2, pairs + 2 * (lo % 100), 2);
+    e[-7] = '.';
+    u64_digits(sec, e - 7);
     if (usec < 0)
-        *--p = '-';
+        *o = '-';
     end(j, e);
 }
 
