@@ -83,8 +83,8 @@ struct scope_net6 {
     {(uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d),               \
      ~0u << (32 - (bits)), scope}
 #define NET6(hi, lo, bits, scope)                                                                  \
-    {hi, lo, (bits) >= 64 ? ~0ull : ~0ull << (64 - (bits)),                                        \
-     (bits) > 64 ? ~0ull << (128 - (bits)) : 0, scope}
+    {hi, lo, ~0ull << ((bits) >= 64 ? 0 : 64 - (bits)),                                            \
+     (bits) > 64 ? ~0ull << ((bits) > 64 ? 128 - (bits) : 0) : 0, scope}
 
 /* IANA special-purpose registries (RFC 6890 and updates); first match wins, so more specific
  * prefixes come first where they nest. */
