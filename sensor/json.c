@@ -80,11 +80,12 @@ static inline char *copy(char *o, const char *s, size_t n)
     } else if (n >= 4 && n < 8) {
         memcpy(o, s, 4);
         memcpy(o + n - 4, s + n - 4, 4);
-    } else if (n < 4) {
-        for (size_t i = 0; i < n; i++)
-            o[i] = s[i];
-    } else {
+    } else if (n > 16) {
         memcpy(o, s, n);
+    } else if (n) { /* 1 to 3 bytes: first, middle and last cover them all */
+        o[0] = s[0];
+        o[n / 2] = s[n / 2];
+        o[n - 1] = s[n - 1];
     }
     return o + n;
 }
@@ -356,12 +357,15 @@ static inline bool copy_plain(char *o, const char *s, size_t n)
         memcpy(o + n - 4, &hi, 4);
         return !special8((uint64_t)hi << 32 | lo);
     }
-    bool ok = true;
-    for (size_t i = 0; i < n; i++) {
-        o[i] = s[i];
-        ok &= plain_byte((unsigned char)s[i]);
-    }
-    return ok;
+    if (!n)
+        return true;
+    /* 1 to 3 bytes: first, middle and last cover them all; the rest of the test word is a
+     * plain filler. */
+    unsigned char a = (unsigned char)s[0], m = (unsigned char)s[n / 2], z = (unsigned char)s[n - 1];
+    o[0] = (char)a;
+    o[n / 2] = (char)m;
+    o[n - 1] = (char)z;
+    return !special8((ONES * 'a' & ~0xffffffull) | (uint64_t)z << 16 | (uint64_t)m << 8 | a);
 }
 
 void sn_json_strn_k(struct sn_json *j, const char *key, size_t klen, const char *val, size_t n)
