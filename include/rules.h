@@ -52,7 +52,8 @@ size_t sn_rules_count(const struct sn_rules *r);
 /* What is known about a flow. Any member may be NULL / 0 (unknown): a rule with a condition on
  * an unknown value does not match. Strings are compared case-insensitively; a trailing dot on
  * the SNI is ignored. app is nDPI's name, e.g. "TLS.Google": a rule's app matches the whole
- * name or any dot-separated part of it. All borrowed. */
+ * name or any dot-separated part of it. All borrowed. sn_rules_match_memo compares every
+ * member: a new one must be added there too. */
 struct sn_rule_query {
     const char *sni;
     const struct sn_addr *server;
