@@ -5,7 +5,7 @@
  * that are not valid UTF-8 become \u00XX of the byte so output is always valid JSON).
  * Allocation failure is sticky: sn_json_ok() turns false and further calls do nothing.
  * The buffer is NUL-terminated after every call (buf[len] == '\0').
- * Ownership: the buffer belongs to the writer; sn_json_take() hands it to the caller.
+ * Ownership: the buffer belongs to the writer; callers read buf[0..len) until the next call.
  * Thread safety: one writer per thread.
  *
  * Keys and speed. Every call that takes a key is a macro over a sn_json_*_k() function that
