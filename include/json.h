@@ -4,8 +4,19 @@
  * inside an array pass NULL. Strings are escaped (control bytes, quote, backslash; bytes
  * that are not valid UTF-8 become \u00XX of the byte so output is always valid JSON).
  * Allocation failure is sticky: sn_json_ok() turns false and further calls do nothing.
- * Ownership: the buffer belongs to the writer; sn_json_take() hands it to the caller.
+ * The buffer is NUL-terminated after every call (buf[len] == '\0').
+ * Ownership: the buffer belongs to the writer; callers read buf[0..len) until the next call.
  * Thread safety: one writer per thread.
+ *
+ * Keys and speed. Every call that takes a key is a macro over a sn_json_*_k() function that
+ * also takes the key's length. When the key is a string literal of at most SN_JSON_LIT_MAX
+ * bytes that need no escaping (printable ASCII, no quote or backslash), the macro computes
+ * that length at compile time and the writer copies the key as is (no strlen, no scan).
+ * Any other key (a variable, a rule attribute, NULL, or a literal that needs escaping) gets
+ * SN_JSON_KEY_SCAN and is measured and escaped at run time. Both paths write the same bytes.
+ * Contract for direct callers of a *_k() function: pass SN_JSON_KEY_SCAN, or the exact
+ * length of a key that needs no escaping. The plain functions (sn_json_u64 etc.) also exist
+ * as real functions, e.g. `(sn_json_u64)(j, key, v)` or a function pointer, and scan.
  */
 #ifndef SN_JSON_H
 #define SN_JSON_H
@@ -51,5 +62,59 @@ void sn_json_ts(struct sn_json *j, const char *key, int64_t usec);
 
 /* Appends a newline (end of an NDJSON record). */
 void sn_json_nl(struct sn_json *j);
+
+/* ---- keys of known length (see "Keys and speed" above) ---- */
+
+#define SN_JSON_KEY_SCAN ((size_t)-1) /* length unknown: measure and escape at run time */
+#define SN_JSON_LIT_MAX 32
+
+void sn_json_obj_begin_k(struct sn_json *j, const char *key, size_t klen);
+void sn_json_arr_begin_k(struct sn_json *j, const char *key, size_t klen);
+void sn_json_strn_k(struct sn_json *j, const char *key, size_t klen, const char *val, size_t n);
+void sn_json_u64_k(struct sn_json *j, const char *key, size_t klen, uint64_t v);
+void sn_json_i64_k(struct sn_json *j, const char *key, size_t klen, int64_t v);
+void sn_json_dbl_k(struct sn_json *j, const char *key, size_t klen, double v, int prec);
+void sn_json_bool_k(struct sn_json *j, const char *key, size_t klen, bool v);
+void sn_json_null_k(struct sn_json *j, const char *key, size_t klen);
+void sn_json_hex_k(struct sn_json *j, const char *key, size_t klen, const uint8_t *p, size_t n);
+void sn_json_ts_k(struct sn_json *j, const char *key, size_t klen, int64_t usec);
+
+/* The value's length is measured here, so a literal value's folds too. */
+static inline void sn_json_str_k(struct sn_json *j, const char *key, size_t klen, const char *val)
+{
+    sn_json_strn_k(j, key, klen, val, __builtin_strlen(val));
+}
+
+/* The compile-time length. For a string literal every term below folds to a constant; for
+ * any other key __builtin_constant_p(strlen) is false and the key is not evaluated here (the
+ * call evaluates it once). Byte i of key k (length n) must need no escaping, or lie past the
+ * end. NULL (no key) reads as "". */
+#define SN_JSON_KS_(key) ((const char *)((key) ? (key) : ""))
+#define SN_JSON_OK_(c) ((unsigned)(unsigned char)(c) - 0x20u < 0x60u && (c) != '"' && (c) != '\\')
+#define SN_JSON_C_(k, n, i) ((n) <= (i) || SN_JSON_OK_((k)[(i) < (n) ? (i) : 0]))
+#define SN_JSON_C8_(k, n, i)                                                                       \
+    (SN_JSON_C_(k, n, (i) + 0) && SN_JSON_C_(k, n, (i) + 1) && SN_JSON_C_(k, n, (i) + 2) &&        \
+     SN_JSON_C_(k, n, (i) + 3) && SN_JSON_C_(k, n, (i) + 4) && SN_JSON_C_(k, n, (i) + 5) &&        \
+     SN_JSON_C_(k, n, (i) + 6) && SN_JSON_C_(k, n, (i) + 7))
+#define SN_JSON_PLAIN_(k, n)                                                                       \
+    ((n) <= SN_JSON_LIT_MAX && SN_JSON_C8_(k, n, 0) && SN_JSON_C8_(k, n, 8) &&                    \
+     SN_JSON_C8_(k, n, 16) && SN_JSON_C8_(k, n, 24))
+#define SN_JSON_KLEN_(key)                                                                         \
+    (__builtin_constant_p(__builtin_strlen(SN_JSON_KS_(key))) &&                                   \
+             SN_JSON_PLAIN_(SN_JSON_KS_(key), __builtin_strlen(SN_JSON_KS_(key)))                  \
+         ? __builtin_strlen(SN_JSON_KS_(key))                                                      \
+         : SN_JSON_KEY_SCAN)
+
+#define sn_json_obj_begin(j, key) sn_json_obj_begin_k((j), (key), SN_JSON_KLEN_(key))
+#define sn_json_arr_begin(j, key) sn_json_arr_begin_k((j), (key), SN_JSON_KLEN_(key))
+#define sn_json_str(j, key, val) sn_json_str_k((j), (key), SN_JSON_KLEN_(key), (val))
+#define sn_json_strn(j, key, val, n) sn_json_strn_k((j), (key), SN_JSON_KLEN_(key), (val), (n))
+#define sn_json_u64(j, key, v) sn_json_u64_k((j), (key), SN_JSON_KLEN_(key), (v))
+#define sn_json_i64(j, key, v) sn_json_i64_k((j), (key), SN_JSON_KLEN_(key), (v))
+#define sn_json_dbl(j, key, v, prec) sn_json_dbl_k((j), (key), SN_JSON_KLEN_(key), (v), (prec))
+#define sn_json_bool(j, key, v) sn_json_bool_k((j), (key), SN_JSON_KLEN_(key), (v))
+#define sn_json_null(j, key) sn_json_null_k((j), (key), SN_JSON_KLEN_(key))
+#define sn_json_hex(j, key, p, n) sn_json_hex_k((j), (key), SN_JSON_KLEN_(key), (p), (n))
+#define sn_json_ts(j, key, usec) sn_json_ts_k((j), (key), SN_JSON_KLEN_(key), (usec))
 
 #endif

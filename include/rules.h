@@ -52,7 +52,8 @@ size_t sn_rules_count(const struct sn_rules *r);
 /* What is known about a flow. Any member may be NULL / 0 (unknown): a rule with a condition on
  * an unknown value does not match. Strings are compared case-insensitively; a trailing dot on
  * the SNI is ignored. app is nDPI's name, e.g. "TLS.Google": a rule's app matches the whole
- * name or any dot-separated part of it. All borrowed. */
+ * name or any dot-separated part of it. All borrowed. sn_rules_match_memo compares every
+ * member: a new one must be added there too. */
 struct sn_rule_query {
     const char *sni;
     const struct sn_addr *server;
@@ -62,6 +63,26 @@ struct sn_rule_query {
 
 /* The winning rule, or NULL when none matches (or r is NULL). Borrowed. */
 const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_rule_query *q);
+
+/* The last question asked and its answer, for a caller that asks about the same flow twice in
+ * a row (the pipeline: a flow's fingerprint settle, then its record). Caller-owned, one per
+ * thread; zero-initialise. It compares the whole query (strings by content) and the set's
+ * identity, so a hit is exactly what sn_rules_match would return. */
+#define SN_RULES_MEMO_STR 256 /* longer strings are not remembered */
+struct sn_rule_memo {
+    const struct sn_rules *set; /* compared, never dereferenced */
+    uint64_t serial;            /* the set's load number: a new set at an old address differs */
+    bool valid, has_server;
+    struct sn_addr server;
+    uint16_t server_port;
+    bool has[4];                /* sni, ja4, ja3, app not NULL */
+    char str[4][SN_RULES_MEMO_STR];
+    const struct sn_rule *rule;
+};
+
+/* sn_rules_match, answered from m when the query equals the last one (m is updated). */
+const struct sn_rule *sn_rules_match_memo(const struct sn_rules *r, const struct sn_rule_query *q,
+                                          struct sn_rule_memo *m);
 
 /* The rule's service= value. */
 const char *sn_rule_service(const struct sn_rule *rule);

@@ -67,51 +67,63 @@ static const char *const part_name[NPARTS] = {"City/Country", "ASN"};
 
 /* ---- address scope ---- */
 
-struct scope_net {
-    uint8_t net[16];
-    uint8_t bits;
+/* Networks as big-endian words with their masks, so a test is one AND and compare per entry
+ * (it runs for both ends of every flow record and fingerprint settle). */
+struct scope_net4 {
+    uint32_t net, mask;
     uint8_t scope;
 };
 
+struct scope_net6 {
+    uint64_t hi, lo, mhi, mlo; /* address words and masks, most significant first */
+    uint8_t scope;
+};
+
+#define NET4(a, b, c, d, bits, scope)                                                              \
+    {(uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d),               \
+     ~0u << (32 - (bits)), scope}
+#define NET6(hi, lo, bits, scope)                                                                  \
+    {hi, lo, ~0ull << ((bits) >= 64 ? 0 : 64 - (bits)),                                            \
+     (bits) > 64 ? ~0ull << ((bits) > 64 ? 128 - (bits) : 0) : 0, scope}
+
 /* IANA special-purpose registries (RFC 6890 and updates); first match wins, so more specific
  * prefixes come first where they nest. */
-static const struct scope_net scope4[] = {
-    {{0}, 8, SN_GEO_UNSPEC},
-    {{10}, 8, SN_GEO_PRIVATE},
-    {{100, 64}, 10, SN_GEO_CGNAT},
-    {{127}, 8, SN_GEO_LOOPBACK},
-    {{169, 254}, 16, SN_GEO_LINKLOCAL},
-    {{172, 16}, 12, SN_GEO_PRIVATE},
-    {{192, 0, 0}, 24, SN_GEO_RESERVED},
-    {{192, 0, 2}, 24, SN_GEO_DOC},
-    {{192, 168}, 16, SN_GEO_PRIVATE},
-    {{198, 18}, 15, SN_GEO_RESERVED},
-    {{198, 51, 100}, 24, SN_GEO_DOC},
-    {{203, 0, 113}, 24, SN_GEO_DOC},
-    {{224}, 4, SN_GEO_MULTICAST},
-    {{240}, 4, SN_GEO_RESERVED}, /* includes 255.255.255.255 */
+static const struct scope_net4 scope4[] = {
+    NET4(0, 0, 0, 0, 8, SN_GEO_UNSPEC),
+    NET4(10, 0, 0, 0, 8, SN_GEO_PRIVATE),
+    NET4(100, 64, 0, 0, 10, SN_GEO_CGNAT),
+    NET4(127, 0, 0, 0, 8, SN_GEO_LOOPBACK),
+    NET4(169, 254, 0, 0, 16, SN_GEO_LINKLOCAL),
+    NET4(172, 16, 0, 0, 12, SN_GEO_PRIVATE),
+    NET4(192, 0, 0, 0, 24, SN_GEO_RESERVED),
+    NET4(192, 0, 2, 0, 24, SN_GEO_DOC),
+    NET4(192, 168, 0, 0, 16, SN_GEO_PRIVATE),
+    NET4(198, 18, 0, 0, 15, SN_GEO_RESERVED),
+    NET4(198, 51, 100, 0, 24, SN_GEO_DOC),
+    NET4(203, 0, 113, 0, 24, SN_GEO_DOC),
+    NET4(224, 0, 0, 0, 4, SN_GEO_MULTICAST),
+    NET4(240, 0, 0, 0, 4, SN_GEO_RESERVED), /* includes 255.255.255.255 */
 };
 
-static const struct scope_net scope6[] = {
-    {{0}, 128, SN_GEO_UNSPEC},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, SN_GEO_LOOPBACK},
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, SN_GEO_DOC},
-    {{0x3f, 0xff}, 20, SN_GEO_DOC}, /* RFC 9637 */
-    {{0xfc}, 7, SN_GEO_PRIVATE},
-    {{0xfe, 0x80}, 10, SN_GEO_LINKLOCAL},
-    {{0xff}, 8, SN_GEO_MULTICAST},
+static const struct scope_net6 scope6[] = {
+    NET6(0, 0, 128, SN_GEO_UNSPEC),
+    NET6(0, 1, 128, SN_GEO_LOOPBACK),
+    NET6(0x20010db800000000ull, 0, 32, SN_GEO_DOC),
+    NET6(0x3fff000000000000ull, 0, 20, SN_GEO_DOC), /* RFC 9637 */
+    NET6(0xfc00000000000000ull, 0, 7, SN_GEO_PRIVATE),
+    NET6(0xfe80000000000000ull, 0, 10, SN_GEO_LINKLOCAL),
+    NET6(0xff00000000000000ull, 0, 8, SN_GEO_MULTICAST),
 };
 
-static bool prefix_eq(const uint8_t *a, const uint8_t *net, unsigned bits)
+#undef NET4
+#undef NET6
+
+static uint64_t be64(const uint8_t *p)
 {
-    unsigned full = bits / 8, rem = bits % 8;
-    if (memcmp(a, net, full) != 0)
-        return false;
-    if (rem) {
-        uint8_t m = (uint8_t)(0xff << (8 - rem));
-        return (a[full] & m) == (net[full] & m);
-    }
-    return true;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 /* ::ffff:a.b.c.d carries an IPv4 address; classify and look it up as one. */
@@ -121,23 +133,44 @@ static bool is_v4_mapped(const struct sn_addr *a)
     return a->family == 6 && memcmp(a->a, pfx, 12) == 0;
 }
 
-static uint8_t scope_of(const uint8_t *b, int family)
+/* first4[o]: some scope4 entry can match an address whose first octet is o. Most addresses
+ * are public, and this answers them without walking the table. */
+static bool first4[256];
+static pthread_once_t first4_once = PTHREAD_ONCE_INIT;
+
+static void first4_init(void)
 {
-    const struct scope_net *t = family == 4 ? scope4 : scope6;
-    size_t n = family == 4 ? sizeof(scope4) / sizeof(scope4[0]) : sizeof(scope6) / sizeof(scope6[0]);
-    for (size_t i = 0; i < n; i++)
-        if (prefix_eq(b, t[i].net, t[i].bits))
-            return t[i].scope;
+    for (uint32_t o = 0; o < 256; o++)
+        for (size_t i = 0; i < sizeof(scope4) / sizeof(scope4[0]); i++)
+            if (((o << 24 ^ scope4[i].net) & scope4[i].mask & 0xff000000u) == 0)
+                first4[o] = true;
+}
+
+static uint8_t scope4_of(const uint8_t *b)
+{
+    pthread_once(&first4_once, first4_init);
+    if (!first4[b[0]])
+        return SN_GEO_PUBLIC;
+    uint32_t x = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    for (size_t i = 0; i < sizeof(scope4) / sizeof(scope4[0]); i++)
+        if (((x ^ scope4[i].net) & scope4[i].mask) == 0)
+            return scope4[i].scope;
     return SN_GEO_PUBLIC;
 }
 
 uint8_t sn_geo_scope(const struct sn_addr *a)
 {
     if (a->family == 4)
-        return scope_of(a->a, 4);
-    if (a->family == 6)
-        return is_v4_mapped(a) ? scope_of(a->a + 12, 4) : scope_of(a->a, 6);
-    return SN_GEO_UNSPEC;
+        return scope4_of(a->a);
+    if (a->family != 6)
+        return SN_GEO_UNSPEC;
+    uint64_t hi = be64(a->a), lo = be64(a->a + 8);
+    if (hi == 0 && lo >> 32 == 0xffff) /* IPv4-mapped */
+        return scope4_of(a->a + 12);
+    for (size_t i = 0; i < sizeof(scope6) / sizeof(scope6[0]); i++)
+        if (((hi ^ scope6[i].hi) & scope6[i].mhi) == 0 && ((lo ^ scope6[i].lo) & scope6[i].mlo) == 0)
+            return scope6[i].scope;
+    return SN_GEO_PUBLIC;
 }
 
 const char *sn_geo_scope_name(uint8_t scope)

@@ -99,43 +99,51 @@ static void end_record(struct sn_pipeline *p, enum sn_rec_type t, const char *ke
     p->records[t]++;
 }
 
-static void tcp_flags_str(uint8_t fl, char out[9])
+/* The flag letters set in fl, in "FSRPAUEC" order; returns how many. */
+static size_t tcp_flags_str(uint8_t fl, char out[9])
 {
     static const char letters[] = "FSRPAUEC";
     size_t n = 0;
-    for (int i = 0; i < 8; i++)
-        if (fl & (1u << i))
-            out[n++] = letters[i];
+    for (int i = 0; i < 8; i++) {
+        out[n] = letters[i];
+        n += (fl >> i) & 1; /* keep the letter only when its bit is set */
+    }
     out[n] = '\0';
+    return n;
 }
 
 /* The client's address as records show it: in clear, or its keyed pseudonym ("p:" and 16 hex
  * digits of HMAC-SHA256, or with --pseudonym-prefix-preserving a prefix-preserving address),
  * the same form fingerprints use in client.id. */
-static const char *client_text(const struct sn_pipeline *p, const struct sn_addr *a, char *buf,
-                               size_t len)
+static size_t client_text(const struct sn_pipeline *p, const struct sn_addr *a,
+                          char buf[SN_ADDR_STRLEN])
 {
     if (!p->pseudo)
-        return sn_addr_str(a, buf, len);
+        return sn_addr_fmt(a, buf, SN_ADDR_STRLEN);
     if (p->cfg->pseudonym_prefix_preserving) {
         struct sn_addr out;
         sn_pseudo_prefix(p->pseudo, a, &out);
-        return sn_addr_str(&out, buf, len);
+        return sn_addr_fmt(&out, buf, SN_ADDR_STRLEN);
     }
-    char hx[SN_PSEUDO_HEXLEN + 1];
-    sn_pseudo_hmac(p->pseudo, a, a->family == 4 ? 32 : 128, hx);
-    snprintf(buf, len, "p:%s", hx);
-    return buf;
+    _Static_assert(SN_PSEUDO_HEXLEN + 3 <= SN_ADDR_STRLEN, "a pseudonym fits an address buffer");
+    buf[0] = 'p';
+    buf[1] = ':';
+    sn_pseudo_hmac(p->pseudo, a, a->family == 4 ? 32 : 128, buf + 2);
+    return 2 + SN_PSEUDO_HEXLEN;
 }
 
-static void json_endpoint(struct sn_pipeline *p, const char *name, const struct sn_addr *a,
-                          uint16_t port, bool has_ports, bool is_client)
+/* A literal key and its length, for the sn_json_*_k calls of helpers that take the key as a
+ * parameter (the json.h macros only see a literal at its own call site). */
+#define KEY(lit) (lit), sizeof(lit) - 1
+
+/* name/namelen: a plain key (KEY()); ip: the address as the record shows it, iplen bytes. */
+static void json_endpoint(struct sn_pipeline *p, const char *name, size_t namelen,
+                          const struct sn_addr *a, const char *ip, size_t iplen, uint16_t port,
+                          bool has_ports)
 {
     struct sn_json *j = &p->js;
-    char buf[SN_ADDR_STRLEN];
-    sn_json_obj_begin(j, name);
-    sn_json_str(j, "ip", is_client ? client_text(p, a, buf, sizeof(buf))
-                                   : sn_addr_str(a, buf, sizeof(buf)));
+    sn_json_obj_begin_k(j, name, namelen);
+    sn_json_strn(j, "ip", ip, iplen);
     if (has_ports)
         sn_json_u64(j, "port", port);
     struct sn_geo_info gi;
@@ -144,9 +152,13 @@ static void json_endpoint(struct sn_pipeline *p, const char *name, const struct 
     sn_json_obj_end(j);
 }
 
-/* The service rule for a flow, from what is known about it now. Borrowed from p->rules. */
+/* The service rule for a flow, from what is known about it now. Borrowed from p->rules.
+ * A flow that ends is matched twice in a row with the same facts (settle_flow, then
+ * emit_flow): the memo answers the second time. It compares the whole query, so it is
+ * per thread rather than per pipeline. */
 static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_flow *f)
 {
+    static _Thread_local struct sn_rule_memo memo;
     if (!p->rules)
         return NULL;
     const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
@@ -158,19 +170,20 @@ static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_fl
         .ja3 = m ? sn_tls_meta_ja3(m) : NULL,
         .app = f->cls ? sn_classify_app_name(p->cls, f->cls) : NULL,
     };
-    return sn_rules_match(p->rules, &q);
+    return sn_rules_match_memo(p->rules, &q, &memo);
 }
 
-static void json_dir(struct sn_json *j, const char *name, const struct sn_flow_dir *d, bool tcp)
+/* name/namelen: a plain key (KEY()). */
+static void json_dir(struct sn_json *j, const char *name, size_t namelen,
+                     const struct sn_flow_dir *d, bool tcp)
 {
-    sn_json_obj_begin(j, name);
+    sn_json_obj_begin_k(j, name, namelen);
     sn_json_u64(j, "pkts", d->pkts);
     sn_json_u64(j, "bytes", d->bytes);
     sn_json_u64(j, "payload", d->payload);
     if (tcp) {
         char fl[9];
-        tcp_flags_str(d->tcp_flags, fl);
-        sn_json_str(j, "tcp_flags", fl);
+        sn_json_strn(j, "tcp_flags", fl, tcp_flags_str(d->tcp_flags, fl));
     }
     sn_json_obj_end(j);
 }
@@ -200,10 +213,14 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
         sn_json_u64(j, "part", f->records + 1);
     }
     bool ports = proto_has_ports(f->proto) && (f->client_port || f->server_port);
-    json_endpoint(p, "client", &f->client, f->client_port, ports, true);
-    json_endpoint(p, "server", &f->server, f->server_port, ports, false);
-    json_dir(j, "c2s", &f->d[0], f->proto == 6);
-    json_dir(j, "s2c", &f->d[1], f->proto == 6);
+    /* The client's text is also the record's key: made once. */
+    char ctext[SN_ADDR_STRLEN], stext[SN_ADDR_STRLEN];
+    size_t clen = client_text(p, &f->client, ctext);
+    size_t slen = sn_addr_fmt(&f->server, stext, sizeof(stext));
+    json_endpoint(p, KEY("client"), &f->client, ctext, clen, f->client_port, ports);
+    json_endpoint(p, KEY("server"), &f->server, stext, slen, f->server_port, ports);
+    json_dir(j, KEY("c2s"), &f->d[0], f->proto == 6);
+    json_dir(j, KEY("s2c"), &f->d[1], f->proto == 6);
     sn_json_str(j, "end_reason", sn_flow_end_name(why));
     if (f->proto == 6)
         sn_json_bool(j, "mid_stream", f->mid_stream);
@@ -231,9 +248,7 @@ static void emit_flow(struct sn_pipeline *p, struct sn_flow *f, enum sn_flow_end
     const struct sn_rule *rule = flow_rule(p, f);
     if (rule)
         sn_rule_json(rule, j);
-    char key[SN_ADDR_STRLEN];
-    client_text(p, &f->client, key, sizeof(key));
-    end_record(p, SN_REC_FLOW, key, strlen(key));
+    end_record(p, SN_REC_FLOW, ctext, clen);
 }
 
 /* Tells the fingerprint stage what is known about the flow: service, SNI, JA4/JA3, ALPN,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,8 @@ struct sn_rules {
     struct smap exact, suffix, ja4, ja3, app;
     struct ivec glob, other;
     struct trie trie[2]; /* IPv4, IPv6 */
+    bool any_sni, any_ja4, any_ja3, any_app; /* some rule has that condition */
+    uint64_t serial; /* load number, for sn_rule_memo */
 };
 
 /* ---- small containers ---- */
@@ -346,10 +349,17 @@ static int tokenize(const struct ctx *c, char *line, struct tok *tok, unsigned *
     }
 }
 
+/* ASCII lowercase (what tolower does in the C locale the sensor runs in), inline: matching
+ * lowercases every query string of every flow. */
+static inline char lower_c(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
+        *s = lower_c(*s);
 }
 
 /* Literal characters of a glob: '*' and '?' count nothing, a [...] set counts one. */
@@ -699,9 +709,15 @@ static int parse_into(struct sn_rules *set, const char *name, const char *text, 
 
 static int build_index(struct sn_rules *set)
 {
+    static atomic_uint_fast64_t loads;
+    set->serial = atomic_fetch_add(&loads, 1) + 1;
     for (uint32_t i = 0; i < set->n; i++) {
         const struct sn_rule *r = set->rule[i];
         int rc;
+        set->any_sni |= r->sni_kind != 0;
+        set->any_ja4 |= r->ja4 != NULL;
+        set->any_ja3 |= r->ja3 != NULL;
+        set->any_app |= r->app != NULL;
         if (r->sni_kind == SNI_EXACT)
             rc = smap_add(&set->exact, r->sni, i, NULL);
         else if (r->sni_kind == SNI_SUFFIX_SELF || r->sni_kind == SNI_SUFFIX_SUB)
@@ -1021,17 +1037,19 @@ static void consider_key(struct best *b, const struct smap *m, const char *key)
         consider_all(b, &e->ids);
 }
 
-/* Lowercases src into dst (cap bytes); false if it does not fit or is empty. */
-static bool norm(char *dst, size_t cap, const char *src)
+/* Lowercases src into dst (cap bytes), its length in *len; false if it does not fit or is
+ * empty. */
+static bool norm(char *dst, size_t cap, const char *src, size_t *len)
 {
     if (!src)
         return false;
-    size_t n = strnlen(src, cap);
+    size_t n = 0;
+    for (; n < cap && src[n]; n++)
+        dst[n] = lower_c(src[n]);
     if (n == 0 || n >= cap)
         return false;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (char)tolower((unsigned char)src[i]);
     dst[n] = '\0';
+    *len = n;
     return true;
 }
 
@@ -1042,16 +1060,20 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
     char sni[SNI_MAX + 2], ja4[FP_MAX + 1], ja3[FP_MAX + 1], app[APP_MAX * 2 + 1];
     struct q q = {.server = in->server && in->server->family ? in->server : NULL,
                   .port = in->server_port};
-    if (norm(sni, sizeof(sni), in->sni)) {
-        q.sni_len = strlen(sni);
+    /* A value no rule looks at is not normalised (nor used: rule_matches only reads the
+     * values of a rule's own conditions). */
+    size_t sni_n;
+    if (r->any_sni && norm(sni, sizeof(sni), in->sni, &sni_n)) {
+        q.sni_len = sni_n;
         if (sni[q.sni_len - 1] == '.')
             sni[--q.sni_len] = '\0';
         if (q.sni_len)
             q.sni = sni;
     }
-    q.ja4 = norm(ja4, sizeof(ja4), in->ja4) ? ja4 : NULL;
-    q.ja3 = norm(ja3, sizeof(ja3), in->ja3) ? ja3 : NULL;
-    q.app = norm(app, sizeof(app), in->app) ? app : NULL;
+    size_t unused;
+    q.ja4 = r->any_ja4 && norm(ja4, sizeof(ja4), in->ja4, &unused) ? ja4 : NULL;
+    q.ja3 = r->any_ja3 && norm(ja3, sizeof(ja3), in->ja3, &unused) ? ja3 : NULL;
+    q.app = r->any_app && norm(app, sizeof(app), in->app, &unused) ? app : NULL;
 
     struct best b = {.set = r, .q = &q};
     if (q.sni) {
@@ -1097,6 +1119,48 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
     }
     consider_all(&b, &r->other);
     return b.rule;
+}
+
+/* Copies s into the memo slot; false when it does not fit (then nothing is remembered). */
+static bool memo_put(struct sn_rule_memo *m, int i, const char *s)
+{
+    m->has[i] = s != NULL;
+    if (!s)
+        return true;
+    size_t n = strnlen(s, SN_RULES_MEMO_STR);
+    if (n == SN_RULES_MEMO_STR)
+        return false;
+    memcpy(m->str[i], s, n + 1);
+    return true;
+}
+
+static bool memo_eq(const struct sn_rule_memo *m, int i, const char *s)
+{
+    return s ? m->has[i] && strcmp(m->str[i], s) == 0 : !m->has[i];
+}
+
+const struct sn_rule *sn_rules_match_memo(const struct sn_rules *r, const struct sn_rule_query *q,
+                                          struct sn_rule_memo *m)
+{
+    if (!r || !q)
+        return sn_rules_match(r, q);
+    bool has_server = q->server != NULL;
+    if (m->valid && m->set == r && m->serial == r->serial && m->has_server == has_server &&
+        (!has_server || (m->server.family == q->server->family &&
+                         memcmp(m->server.a, q->server->a, sizeof(m->server.a)) == 0)) &&
+        m->server_port == q->server_port && memo_eq(m, 0, q->sni) && memo_eq(m, 1, q->ja4) &&
+        memo_eq(m, 2, q->ja3) && memo_eq(m, 3, q->app))
+        return m->rule;
+    m->rule = sn_rules_match(r, q);
+    m->set = r;
+    m->serial = r->serial;
+    m->has_server = has_server;
+    if (has_server)
+        m->server = *q->server;
+    m->server_port = q->server_port;
+    m->valid = memo_put(m, 0, q->sni) && memo_put(m, 1, q->ja4) && memo_put(m, 2, q->ja3) &&
+               memo_put(m, 3, q->app);
+    return m->rule;
 }
 
 /* ---- accessors ---- */

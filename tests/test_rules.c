@@ -208,6 +208,66 @@ static void test_port_ja_app(void **state)
     sn_rules_free(r);
 }
 
+/* The memo answers exactly as sn_rules_match: a string changed in place, a server, a port or
+ * another set (even one at the same address) is a new question. */
+static void test_memo(void **state)
+{
+    (void)state;
+    static const char text[] = "sni .example.com -> service=ex\n"
+                               "cidr 192.0.2.0/24 port 443 -> service=doc443\n"
+                               "app Google -> service=g\n"
+                               "ja3 e7d705a3286e19ea42f587b344ee6865 -> service=j3\n";
+    struct sn_rules *r = P(text);
+    assert_non_null(r);
+    struct sn_rule_memo m = {0};
+    char sni[64] = "www.example.com", app[32] = "TLS.Google";
+    struct sn_addr srv;
+    assert_int_equal(sn_addr_parse("192.0.2.9", &srv), 0);
+    struct sn_rule_query q = {.sni = sni, .server = &srv, .server_port = 443, .app = app};
+    for (int round = 0; round < 2; round++) {
+        assert_ptr_equal(sn_rules_match_memo(r, &q, &m), sn_rules_match(r, &q));
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "ex");
+        strcpy(sni, "www.example.org"); /* same pointer, new content */
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "doc443");
+        q.server_port = 80;
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "g");
+        strcpy(app, "TLS.Amazon");
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "(none)");
+        q.ja3 = "E7D705A3286E19EA42F587B344EE6865";
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "j3");
+        q.ja3 = NULL;
+        srv.a[3] = 10;
+        q.server_port = 443;
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "doc443");
+        assert_int_equal(sn_addr_parse("198.51.100.1", &srv), 0);
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "(none)");
+        q.server = NULL;
+        assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "(none)");
+        /* a string too long to remember still gets the right answer */
+        char long_sni[300];
+        memset(long_sni, 'a', sizeof(long_sni));
+        strcpy(long_sni + sizeof(long_sni) - 13, ".example.com");
+        q.sni = long_sni;
+        assert_ptr_equal(sn_rules_match_memo(r, &q, &m), sn_rules_match(r, &q));
+        assert_ptr_equal(sn_rules_match_memo(r, &q, &m), sn_rules_match(r, &q));
+        /* back to the start for the next round, with a new set */
+        strcpy(sni, "www.example.com");
+        strcpy(app, "TLS.Google");
+        assert_int_equal(sn_addr_parse("192.0.2.9", &srv), 0);
+        q = (struct sn_rule_query){.sni = sni, .server = &srv, .server_port = 443, .app = app};
+        sn_rules_free(r);
+        r = P(round ? text : "sni www.example.com -> service=other\n");
+        assert_non_null(r);
+        if (!round) {
+            assert_string_equal(svc(sn_rules_match_memo(r, &q, &m)), "other");
+            sn_rules_free(r);
+            r = P(text); /* perhaps at the same address as the first: still a new set */
+        }
+    }
+    assert_null(sn_rules_match_memo(NULL, &q, &m));
+    sn_rules_free(r);
+}
+
 /* All conditions of a rule must hold; a missing value fails its condition. */
 static void test_conjunction(void **state)
 {
@@ -674,7 +734,7 @@ int main(void)
         cmocka_unit_test(test_precedence),  cmocka_unit_test(test_errors),
         cmocka_unit_test(test_syntax_ok),   cmocka_unit_test(test_directory),
         cmocka_unit_test(test_json),        cmocka_unit_test(test_shipped),
-        cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_speed),       cmocka_unit_test(test_memo),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
