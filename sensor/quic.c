@@ -26,10 +26,14 @@
 #define HS_HDR 4u
 #define HS_CLIENT_HELLO 1
 
+#define NVERSIONS 3u
+
 struct sn_quic_ctx {
     EVP_MD *sha256;
     EVP_CIPHER *ecb, *gcm;
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *work;
+    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
+    EVP_MD_CTX *salt_in[NVERSIONS], *salt_out[NVERSIONS]; /* ... of each version's salt */
     EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
@@ -73,9 +77,11 @@ static const struct version_info versions[] = {
       0xe0, 0x43, 0x90, 0xa8, 0x99}},
 };
 
+_Static_assert(sizeof(versions) / sizeof(versions[0]) == NVERSIONS, "NVERSIONS");
+
 static const struct version_info *version_find(uint32_t v)
 {
-    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+    for (size_t i = 0; i < NVERSIONS; i++)
         if (versions[i].version == v)
             return &versions[i];
     return NULL;
@@ -89,6 +95,9 @@ const char *sn_quic_version_name(uint32_t v)
 
 /* ---- per-thread context ---------------------------------------------------------- */
 
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out);
+
 struct sn_quic_ctx *sn_quic_ctx_new(void)
 {
     struct sn_quic_ctx *cx = calloc(1, sizeof(*cx));
@@ -99,11 +108,23 @@ struct sn_quic_ctx *sn_quic_ctx_new(void)
     cx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
     cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
-    cx->md = EVP_MD_CTX_new();
+    cx->work = EVP_MD_CTX_new();
+    cx->key_in = EVP_MD_CTX_new();
+    cx->key_out = EVP_MD_CTX_new();
     cx->ecb_ctx = EVP_CIPHER_CTX_new();
     cx->gcm_ctx = EVP_CIPHER_CTX_new();
-    if (!cx->sha256 || !cx->ecb || !cx->gcm || !cx->md || !cx->ecb_ctx || !cx->gcm_ctx)
+    if (!cx->sha256 || !cx->ecb || !cx->gcm || !cx->work || !cx->key_in || !cx->key_out ||
+        !cx->ecb_ctx || !cx->gcm_ctx)
         goto fail;
+    /* The salts are constants: their HMAC pads are digested once, here. */
+    for (size_t i = 0; i < NVERSIONS; i++) {
+        cx->salt_in[i] = EVP_MD_CTX_new();
+        cx->salt_out[i] = EVP_MD_CTX_new();
+        if (!cx->salt_in[i] || !cx->salt_out[i] ||
+            hmac_prep(cx, versions[i].salt, sizeof(versions[i].salt), cx->salt_in[i],
+                      cx->salt_out[i]))
+            goto fail;
+    }
     return cx;
 fail:
     SN_ERR(ENOMEM, "cannot set up QUIC Initial decryption");
@@ -115,7 +136,13 @@ void sn_quic_ctx_free(struct sn_quic_ctx *cx)
 {
     if (!cx)
         return;
-    EVP_MD_CTX_free(cx->md);
+    EVP_MD_CTX_free(cx->work);
+    EVP_MD_CTX_free(cx->key_in);
+    EVP_MD_CTX_free(cx->key_out);
+    for (size_t i = 0; i < NVERSIONS; i++) {
+        EVP_MD_CTX_free(cx->salt_in[i]);
+        EVP_MD_CTX_free(cx->salt_out[i]);
+    }
     EVP_CIPHER_CTX_free(cx->ecb_ctx);
     EVP_CIPHER_CTX_free(cx->gcm_ctx);
     EVP_MD_free(cx->sha256);
@@ -131,37 +158,50 @@ const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
 
 /* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
 
-/* RFC 2104 HMAC-SHA256 with a key of at most one block (all keys here are <= 32 bytes). */
-static int hmac_sha256(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen,
-                       const uint8_t *msg, size_t mlen, uint8_t out[32])
+/* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
+ * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
+ * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
+ * continues copies of them. */
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out)
 {
-    uint8_t pad[64], ih[32];
-    unsigned int n;
+    uint8_t pad[64];
     if (klen > sizeof(pad))
         return -EINVAL;
     memset(pad, 0x36, sizeof(pad));
     for (size_t i = 0; i < klen; i++)
         pad[i] ^= key[i];
-    if (!EVP_DigestInit_ex(cx->md, cx->sha256, NULL) || !EVP_DigestUpdate(cx->md, pad, 64) ||
-        !EVP_DigestUpdate(cx->md, msg, mlen) || !EVP_DigestFinal_ex(cx->md, ih, &n))
+    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
         return -ENOMEM;
     for (size_t i = 0; i < sizeof(pad); i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    if (!EVP_DigestInit_ex(cx->md, cx->sha256, NULL) || !EVP_DigestUpdate(cx->md, pad, 64) ||
-        !EVP_DigestUpdate(cx->md, ih, sizeof(ih)) || !EVP_DigestFinal_ex(cx->md, out, &n))
+    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
         return -ENOMEM;
     return 0;
 }
 
-/* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block):
+static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_CTX *out,
+                    const uint8_t *msg, size_t mlen, uint8_t mac[32])
+{
+    uint8_t ih[32];
+    unsigned int n;
+    EVP_MD_CTX *w = cx->work;
+    if (!EVP_MD_CTX_copy_ex(w, in) || !EVP_DigestUpdate(w, msg, mlen) ||
+        !EVP_DigestFinal_ex(w, ih, &n) || !EVP_MD_CTX_copy_ex(w, out) ||
+        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
+        return -ENOMEM;
+    return 0;
+}
+
+/* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
+ * secret's pads prepared in cx->key_in/key_out:
  *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
  *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
-static int expand_label(struct sn_quic_ctx *cx, const uint8_t secret[32], const char *label,
-                        uint8_t *out, size_t len)
+static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
 {
     uint8_t info[64], t[32];
     size_t ll = strlen(label), n = 0;
-    if (len > sizeof(t) || 6 + ll > 255 || 4 + 6 + ll + 1 > sizeof(info))
+    if (len > sizeof(t) || 4 + 6 + ll + 1 > sizeof(info))
         return -EINVAL;
     info[n++] = 0;
     info[n++] = (uint8_t)len;
@@ -172,7 +212,7 @@ static int expand_label(struct sn_quic_ctx *cx, const uint8_t secret[32], const 
     n += ll;
     info[n++] = 0; /* empty context */
     info[n++] = 1; /* HKDF-Expand counter */
-    int rc = hmac_sha256(cx, secret, 32, info, n, t);
+    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
     if (rc)
         return rc;
     memcpy(out, t, len);
@@ -187,13 +227,17 @@ int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t 
     int rc;
     if (!vi)
         return -EINVAL;
+    size_t i = (size_t)(vi - versions);
     /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
-     * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32). */
-    if ((rc = hmac_sha256(cx, vi->salt, sizeof(vi->salt), dcid, dcid_len, initial)) ||
-        (rc = expand_label(cx, initial, "client in", client, 32)) ||
-        (rc = expand_label(cx, client, vi->key_label, key, 16)) ||
-        (rc = expand_label(cx, client, vi->iv_label, iv, 12)) ||
-        (rc = expand_label(cx, client, vi->hp_label, hp, 16)))
+     * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
+     * key, iv and hp are expanded from client_initial_secret. */
+    if ((rc = hmac_run(cx, cx->salt_in[i], cx->salt_out[i], dcid, dcid_len, initial)) ||
+        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, "client in", client, 32)) ||
+        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, vi->key_label, key, 16)) ||
+        (rc = expand_label(cx, vi->iv_label, iv, 12)) ||
+        (rc = expand_label(cx, vi->hp_label, hp, 16)))
         return rc;
     return 0;
 }
@@ -275,8 +319,23 @@ static inline bool map_get(const struct sn_quic *q, uint32_t i)
     return (q->map[i >> 3] >> (i & 7)) & 1;
 }
 
-/* Stores CRYPTO data at its stream offset (first copy wins; bytes beyond the cap are
- * dropped and flag an overflow). Returns false when the buffer cannot be allocated. */
+/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+static void map_set_range(struct sn_quic *q, uint32_t i, uint32_t n)
+{
+    uint32_t end = i + n;
+    for (; i < end && (i & 7); i++)
+        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+    if (end - i >= 8) {
+        memset(q->map + (i >> 3), 0xff, (end - i) >> 3);
+        i += (end - i) & ~7u;
+    }
+    for (; i < end; i++)
+        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+}
+
+/* Stores CRYPTO data at its stream offset. Data sent again at an offset must be the same
+ * (RFC 9000 19.6), so overlaps are simply overwritten. Bytes beyond the cap are dropped and
+ * flag an overflow. Returns false when the buffer cannot be allocated. */
 static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
 {
     if (!q->buf) {
@@ -295,16 +354,22 @@ static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
         n = (size_t)(SN_QUIC_CRYPTO_CAP - off);
     }
     uint32_t o = (uint32_t)off;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!map_get(q, o + i)) {
-            q->buf[o + i] = data[i];
-            q->map[(o + i) >> 3] = (uint8_t)(q->map[(o + i) >> 3] | (1u << ((o + i) & 7)));
-        }
-    }
+    memcpy(q->buf + o, data, n);
+    map_set_range(q, o, (uint32_t)n);
     if (o + n > q->hi)
         q->hi = o + (uint32_t)n;
-    while (q->contig < q->hi && map_get(q, q->contig))
-        q->contig++;
+    /* Advance the contiguous prefix, a whole map byte at a time where it is full. */
+    uint32_t c = q->contig;
+    while (c < q->hi) {
+        if (!(c & 7) && q->map[c >> 3] == 0xff) {
+            c += 8;
+            continue;
+        }
+        if (!map_get(q, c))
+            break;
+        c++;
+    }
+    q->contig = c < q->hi ? c : q->hi;
     return true;
 }
 
