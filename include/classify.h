@@ -48,7 +48,7 @@ struct sn_classify_stats {
     uint64_t classified; /* flows nDPI classified by inspection */
     uint64_t guessed;    /* flows that got a protocol only from the give-up guess */
     uint64_t unknown;    /* flows that ended without any protocol */
-    uint64_t by_sni;     /* TLS flows named from our parser's SNI (sn_classify_tls) */
+    uint64_t by_sni;     /* TLS/QUIC flows named from our parser's SNI (sn_classify_tls) */
     uint64_t pkts_fed;   /* packets handed to nDPI */
     uint64_t bad_pkts;   /* packets refused: too short, or not IPv4/IPv6 */
 };
@@ -85,7 +85,12 @@ bool sn_classify_packet(struct sn_classify *c, struct sn_classify_flow *f, const
  * mail ports, as nDPI's TLS dissector refines them), and classification ends (nDPI's per-flow
  * state is released). Returns false, doing nothing, when sni is NULL or empty, or the flow's
  * classification is over already. */
-bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f, const char *sni,
+/* Over QUIC (SN_CLASSIFY_TLS_QUIC) the names are nDPI's QUIC ones: "QUIC.YouTube", or "QUIC"
+ * (with the address-list guess, "QUIC.Azure"), no port refinement; there a NULL or empty sni
+ * (a QUIC flow without a usable ClientHello) gives "QUIC" plus the address guess. */
+enum sn_classify_tls_over { SN_CLASSIFY_TLS_TCP, SN_CLASSIFY_TLS_QUIC };
+bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
+                     enum sn_classify_tls_over over, const char *sni,
                      const struct sn_addr *client, uint16_t client_port,
                      const struct sn_addr *server, uint16_t server_port);
 

@@ -18,6 +18,7 @@
 
 struct sn_json;
 struct sn_tls_meta;
+struct sn_quic_ctx;
 
 #define SN_TLS_DEFAULT_REASM_CAP 16384u
 #define SN_TLS_DEFAULT_FIRST_RECORDS 8u
@@ -32,6 +33,7 @@ struct sn_tls_cfg {
     uint32_t first_records; /* sizes of the first N records per direction kept for output */
     sn_tls_record_fn on_record; /* may be NULL */
     void *ctx;
+    struct sn_quic_ctx *quic; /* per-thread QUIC decryption (borrowed); NULL: no QUIC */
 };
 
 /* Per-module counters (summed across workers when read). */
@@ -65,6 +67,23 @@ const struct sn_tls_meta *sn_tls_meta(const struct sn_tls *t);
 
 /* Writes `"tls": {...}` into the current object if the flow is TLS; nothing otherwise. */
 void sn_tls_json(const struct sn_tls *t, struct sn_json *j);
+
+/* QUIC ------------------------------------------------------------------------------- */
+
+/* A UDP flow whose client sent what looks like a QUIC Initial (sn_quic_looks_initial):
+ * the ClientHello is taken from the client's Initial packets (see quic.h) instead of a TCP
+ * stream. Needs cfg->quic. Returns owned (free with sn_tls_free), or NULL with SN_ERR set. */
+struct sn_tls *sn_tls_new_quic(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st);
+/* Feeds one UDP payload of such a flow (dir 1 is ignored: only client Initials are read).
+ * Once the ClientHello is in, the flow is TLS (sn_tls_is_tls) and wants no more payload;
+ * if it gives up first, it is not TLS. */
+void sn_tls_datagram(struct sn_tls *t, int dir, const uint8_t *payload, size_t caplen);
+/* True for a flow made by sn_tls_new_quic. */
+bool sn_tls_is_quic(const struct sn_tls *t);
+/* QUIC flows: a client Initial decrypted (the flow is QUIC for sure, ClientHello or not). */
+bool sn_tls_quic_decrypted(const struct sn_tls *t);
+/* QUIC flows: part of the ClientHello is in and the rest is still awaited. */
+bool sn_tls_quic_partial(const struct sn_tls *t);
 
 /* Additions (tls stream helper) ------------------------------------------------------- */
 

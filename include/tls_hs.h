@@ -38,6 +38,10 @@ int sn_tls_hs_message(struct sn_tls_meta *m, int dir, uint8_t type, const uint8_
 int sn_tls_hs_sslv2(struct sn_tls_meta *m, const uint8_t *rec, size_t len)
     __attribute__((warn_unused_result));
 
+/* The handshake travels in QUIC CRYPTO frames (call before the ClientHello): JA4 starts
+ * with 'q' and the JSON has no record_version. */
+void sn_tls_meta_set_quic(struct sn_tls_meta *m);
+
 /* Records the negotiated record-layer facts the stream sees (ChangeCipherSpec seen, ...). */
 void sn_tls_meta_note_ccs(struct sn_tls_meta *m, int dir);
 

@@ -536,36 +536,43 @@ static uint16_t proto_by_address(struct sn_classify *c, const struct sn_addr *cl
     return NDPI_PROTOCOL_UNKNOWN;
 }
 
-bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f, const char *sni,
+bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
+                     enum sn_classify_tls_over over, const char *sni,
                      const struct sn_addr *client, uint16_t client_port,
                      const struct sn_addr *server, uint16_t server_port)
 {
-    if (!c || !f || f->done || !f->nf || !sni || !sni[0])
+    if (!c || !f || f->done || !f->nf)
         return false;
-    size_t n = strnlen(sni, 255);
+    /* QUIC without a name: nDPI says "QUIC" (plus its address guess). */
+    if ((!sni || !sni[0]) && over != SN_CLASSIFY_TLS_QUIC)
+        return false;
+    size_t n = sni ? strnlen(sni, 255) : 0;
     /* A wildcard-looking name matches as its suffix, as nDPI does for SNI. */
     if (n > 2 && sni[0] == '*' && sni[1] == '.') {
         sni++;
         n--;
     }
     char name[256];
-    memcpy(name, sni, n);
+    if (n)
+        memcpy(name, sni, n);
     name[n] = '\0';
-    uint16_t master = tls_master_by_port(client_port, server_port);
+    /* QUIC: nDPI's QUIC dissector matches the SNI under QUIC and has no port refinement. */
+    uint16_t base = over == SN_CLASSIFY_TLS_QUIC ? NDPI_PROTOCOL_QUIC : NDPI_PROTOCOL_TLS;
+    uint16_t master = over == SN_CLASSIFY_TLS_QUIC ? NDPI_PROTOCOL_QUIC
+                                                   : tls_master_by_port(client_port, server_port);
     ndpi_protocol_match_result m;
     memset(&m, 0, sizeof(m));
-    uint16_t app =
-        ndpi_match_host_subprotocol(c->mod, f->nf, name, (u_int)n, &m, NDPI_PROTOCOL_TLS);
+    uint16_t app = n ? ndpi_match_host_subprotocol(c->mod, f->nf, name, (u_int)n, &m, base)
+                     : NDPI_PROTOCOL_UNKNOWN;
     ndpi_protocol p;
     memset(&p, 0, sizeof(p));
     if (app != NDPI_PROTOCOL_UNKNOWN) {
-        master = NDPI_PROTOCOL_TLS; /* a named service: the port refinement no longer applies */
+        master = base; /* a named service: the port refinement no longer applies */
         p.category = m.protocol_category;
     } else {
-        /* No name matched: nDPI says "TLS" (or the mail protocol), with the application
-         * guessed from its address lists when one matches ("TLS.AmazonAWS"). */
-        app = master == NDPI_PROTOCOL_TLS ? proto_by_address(c, client, server)
-                                          : NDPI_PROTOCOL_UNKNOWN;
+        /* No name matched: nDPI says "TLS" or "QUIC" (or the mail protocol), with the
+         * application guessed from its address lists when one matches ("TLS.AmazonAWS"). */
+        app = master == base ? proto_by_address(c, client, server) : NDPI_PROTOCOL_UNKNOWN;
         if (app == NDPI_PROTOCOL_UNKNOWN)
             app = master;
     }

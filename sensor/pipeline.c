@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "pseudo.h"
+#include "quic.h"
 #include "sink.h"
 
 #define MAX_INPUT_STATS 64
@@ -52,6 +53,7 @@ struct sn_pipeline {
     /* later stages */
     struct sn_tls_cfg tls_cfg;
     struct sn_tls_stats tls_st;
+    struct sn_quic_ctx *quic; /* QUIC Initial decryption, this thread's */
     struct sn_classify *cls;
     struct sn_geo *geo;
     struct sn_rules *rules;
@@ -312,6 +314,11 @@ static void release_flow(struct sn_pipeline *p, struct sn_flow *f)
 static void on_flow_end(void *ctx, struct sn_flow *f, enum sn_flow_end why)
 {
     struct sn_pipeline *p = ctx;
+    /* A QUIC flow that ends while its ClientHello is incomplete was held back from nDPI. */
+    if (f->cls && why != SN_FLOW_END_ACTIVE && !f->cls_done && sn_tls_quic_partial(f->tls) &&
+        sn_classify_tls(p->cls, f->cls, SN_CLASSIFY_TLS_QUIC, NULL, &f->client, f->client_port,
+                        &f->server, f->server_port))
+        f->cls_done = true;
     if (f->cls && why != SN_FLOW_END_ACTIVE && !f->cls_done) {
         sn_classify_finish(p->cls, f->cls);
         f->cls_done = true;
@@ -377,6 +384,12 @@ struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_
     p->tls_cfg.first_records = cfg->tls_first_records;
     p->tls_cfg.on_record = on_tls_record;
     p->tls_cfg.ctx = p;
+    if (!cfg->no_tls) {
+        p->quic = sn_quic_ctx_new();
+        if (!p->quic)
+            goto fail;
+        p->tls_cfg.quic = p->quic;
+    }
 
     if (!cfg->no_fingerprints) {
         struct sn_agg_cfg ac = {
@@ -459,6 +472,7 @@ void sn_pipeline_free(struct sn_pipeline *p)
     if (!p)
         return;
     sn_flow_table_free(p->flows);
+    sn_quic_ctx_free(p->quic); /* after the flows: their QUIC state borrows it */
     sn_agg_free(p->agg);
     sn_pseudo_free(p->pseudo);
     sn_classify_free(p->cls);
@@ -498,7 +512,23 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
         if (f->agg)
             sn_agg_packet(p->agg, f->agg, dir, pkt.ip_len, pkt.payload_len, pkt.ts_us);
     }
-    if (f->tls && (pkt.payload_len || (pkt.tcp_flags & SN_TCP_SYN))) {
+    /* QUIC: a UDP flow whose client opens with an Initial gets its ClientHello decrypted by
+     * us (see quic.h). Only the first client packet can start it. */
+    if (is_new && pkt.proto == 17 && p->quic && dir == 0 &&
+        sn_quic_looks_initial(pkt.payload, pkt.payload_caplen, pkt.payload_len))
+        f->tls = sn_tls_new_quic(&p->tls_cfg, &p->tls_st);
+    bool quic_hold = false;    /* part of a QUIC ClientHello is in: nDPI waits for the rest */
+    bool quic_nohello = false; /* QUIC for sure, but the ClientHello did not come together */
+    if (f->tls && pkt.proto == 17) {
+        if (sn_tls_wants_payload(f->tls))
+            sn_tls_datagram(f->tls, dir, pkt.payload, pkt.payload_caplen);
+        quic_hold = sn_tls_quic_partial(f->tls);
+        if (!sn_tls_is_tls(f->tls) && !sn_tls_wants_payload(f->tls)) {
+            quic_nohello = sn_tls_quic_decrypted(f->tls);
+            sn_tls_free(f->tls); /* gave up */
+            f->tls = NULL;
+        }
+    } else if (f->tls && (pkt.payload_len || (pkt.tcp_flags & SN_TCP_SYN))) {
         if (sn_tls_wants_payload(f->tls)) {
             p->cur = f;
             sn_tls_segment(f->tls, dir, pkt.seq, (pkt.tcp_flags & SN_TCP_SYN) != 0, pkt.payload,
@@ -512,13 +542,18 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
     }
     /* nDPI after our TLS parser: once that has the ClientHello with an SNI, nDPI's host-name
      * matcher names the flow from it, and nDPI never parses the handshake itself (its JA3
-     * building and certificate dissection were a third of its cost). Otherwise nDPI gets the
-     * packet, until it says it is done. */
-    if (f->cls && !f->cls_done) {
+     * building and certificate dissection were a third of its cost). The same for QUIC,
+     * whose Initial decryption was a quarter of nDPI's cost: while our QUIC parser still
+     * gathers the ClientHello (a few client packets at most), nDPI is held back. Otherwise
+     * nDPI gets the packet, until it says it is done. */
+    if (f->cls && !f->cls_done && !quic_hold) {
         const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
-        if (m && sn_tls_meta_has_client_hello(m) &&
-            sn_classify_tls(p->cls, f->cls, sn_tls_meta_sni(m), &f->client, f->client_port,
-                            &f->server, f->server_port))
+        enum sn_classify_tls_over over = sn_tls_is_quic(f->tls) || quic_nohello
+                                             ? SN_CLASSIFY_TLS_QUIC
+                                             : SN_CLASSIFY_TLS_TCP;
+        if (((m && sn_tls_meta_has_client_hello(m)) || quic_nohello) &&
+            sn_classify_tls(p->cls, f->cls, over, m ? sn_tls_meta_sni(m) : NULL, &f->client,
+                            f->client_port, &f->server, f->server_port))
             f->cls_done = true;
         else if (!sn_classify_packet(p->cls, f->cls, pkt.l3, pkt.l3_caplen, pkt.ts_us, dir))
             f->cls_done = true;
@@ -629,6 +664,7 @@ struct stats_sum {
     struct sn_flow_stats fl;
     uint64_t active;
     struct sn_tls_stats tls;
+    struct sn_quic_stats quic;
     struct sn_classify_stats cls;
     struct sn_agg_stats agg;
     struct sn_geo_stats geo;
@@ -663,6 +699,15 @@ static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_su
         ADD(reasm_overflow);
         ADD(reasm_gaps);
         ADD(desync);
+        if (p->quic) {
+            const struct sn_quic_stats *q = sn_quic_ctx_stats(p->quic);
+            s->quic.flows += q->flows;
+            s->quic.initials += q->initials;
+            s->quic.client_hellos += q->client_hellos;
+            s->quic.bad_packets += q->bad_packets;
+            s->quic.gave_up += q->gave_up;
+            s->quic.reasm_overflow += q->reasm_overflow;
+        }
         if (p->cls) {
             struct sn_classify_stats cs = sn_classify_stats(p->cls);
             s->cls.flows += cs.flows;
@@ -745,6 +790,15 @@ static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
         {"reasm_gaps", s.tls.reasm_gaps},
         {"desync", s.tls.desync},
         {NULL, 0}});
+    if (p->quic)
+        json_counters(j, "quic", (const struct counter[]){
+            {"flows", s.quic.flows},
+            {"initials", s.quic.initials},
+            {"client_hellos", s.quic.client_hellos},
+            {"bad_packets", s.quic.bad_packets},
+            {"gave_up", s.quic.gave_up},
+            {"reasm_overflow", s.quic.reasm_overflow},
+            {NULL, 0}});
     if (p->cls)
         json_counters(j, "classify", (const struct counter[]){
             {"flows", s.cls.flows},

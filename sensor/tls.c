@@ -19,6 +19,7 @@
 #include "cursor.h"
 #include "err.h"
 #include "json.h"
+#include "quic.h"
 #include "tls_hs.h"
 
 /* RFC 5246 6.2.3: TLSCiphertext.length MUST NOT exceed 2^14 + 2048. */
@@ -81,11 +82,15 @@ struct sn_tls {
     struct sn_tls_stats *st;
     struct sn_tls_stats own_st; /* used when the caller passes no stats */
     struct sn_tls_meta *meta;
+    struct sn_quic *quic;  /* QUIC flows, until the ClientHello is in or given up on */
+    uint32_t quic_version; /* QUIC flows: the version of the Initials; else 0 */
+    bool quic_decrypted;   /* QUIC flows: an Initial decrypted */
     uint8_t state;
     struct tls_dir d[2];
     uint32_t first_store[];
 };
 
+static void set_not_tls(struct sn_tls *t);
 static void track_segment(struct sn_tls *t, int dir, uint32_t seq, const uint8_t *p,
                           size_t caplen, size_t len, int64_t ts_us);
 
@@ -151,7 +156,8 @@ static uint32_t map_find(const struct tls_dir *d, uint32_t i, uint32_t lim, bool
 
 struct sn_tls *sn_tls_new(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
 {
-    struct sn_tls_cfg c = {SN_TLS_DEFAULT_REASM_CAP, SN_TLS_DEFAULT_FIRST_RECORDS, NULL, NULL};
+    struct sn_tls_cfg c = {SN_TLS_DEFAULT_REASM_CAP, SN_TLS_DEFAULT_FIRST_RECORDS, NULL, NULL,
+                          NULL};
     if (cfg)
         c = *cfg;
     if (c.reasm_cap == 0)
@@ -194,8 +200,77 @@ void sn_tls_free(struct sn_tls *t)
         return;
     dir_free_buf(&t->d[0]);
     dir_free_buf(&t->d[1]);
+    sn_quic_free(t->quic);
     sn_tls_meta_free(t->meta);
     free(t);
+}
+
+struct sn_tls *sn_tls_new_quic(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
+{
+    if (!cfg || !cfg->quic) {
+        SN_ERR(EINVAL, "QUIC needs a decryption context");
+        return NULL;
+    }
+    struct sn_tls *t = sn_tls_new(cfg, st);
+    if (!t)
+        return NULL;
+    t->quic = sn_quic_new(cfg->quic);
+    if (!t->quic) {
+        sn_tls_free(t);
+        return NULL;
+    }
+    sn_tls_meta_set_quic(t->meta);
+    t->quic_version = SN_QUIC_V1; /* replaced by the Initials' version */
+    return t;
+}
+
+bool sn_tls_is_quic(const struct sn_tls *t)
+{
+    return t && t->quic_version != 0;
+}
+
+bool sn_tls_quic_decrypted(const struct sn_tls *t)
+{
+    return t && t->quic_decrypted;
+}
+
+bool sn_tls_quic_partial(const struct sn_tls *t)
+{
+    return t && t->quic && sn_quic_started(t->quic);
+}
+
+void sn_tls_datagram(struct sn_tls *t, int dir, const uint8_t *payload, size_t caplen)
+{
+    if (!t || !t->quic || dir != 0 || t->state != ST_UNKNOWN)
+        return;
+    const uint8_t *hello;
+    size_t len;
+    int r = sn_quic_datagram(t->quic, payload, caplen, &hello, &len);
+    if (sn_quic_version(t->quic)) {
+        t->quic_version = sn_quic_version(t->quic);
+        t->quic_decrypted = true;
+    }
+    if (r == SN_QUIC_MORE)
+        return;
+    if (r == SN_QUIC_HELLO) {
+        /* The CRYPTO stream holds handshake messages without a record layer. */
+        struct sn_cur c = sn_cur_make(hello, len);
+        uint8_t type = sn_cur_u8(&c);
+        uint32_t mlen = sn_cur_u24(&c);
+        const uint8_t *body = sn_cur_take(&c, mlen);
+        if (body && sn_tls_hs_message(t->meta, 0, type, body, mlen, 0) == 0 &&
+            sn_tls_meta_has_client_hello(t->meta)) {
+            t->state = ST_TLS;
+            t->st->flows_tls++;
+            t->st->client_hellos++;
+        } else {
+            t->st->malformed++;
+        }
+    }
+    if (t->state != ST_TLS)
+        set_not_tls(t);
+    sn_quic_free(t->quic); /* the hello is parsed: its buffer is no longer needed */
+    t->quic = NULL;
 }
 
 /* RFC 8446 5.1 / RFC 5246 6.2.1:
@@ -809,6 +884,8 @@ void sn_tls_segment(struct sn_tls *t, int dir, uint32_t seq, bool syn, const uin
 
 bool sn_tls_wants_payload(const struct sn_tls *t)
 {
+    if (t && t->quic_version)
+        return t->quic != NULL;
     return t && t->state != ST_NOT_TLS;
 }
 
@@ -819,7 +896,7 @@ bool sn_tls_is_tls(const struct sn_tls *t)
 
 bool sn_tls_synced(const struct sn_tls *t, int dir)
 {
-    if (!t || (dir != 0 && dir != 1) || t->state != ST_TLS)
+    if (!t || (dir != 0 && dir != 1) || t->state != ST_TLS || t->quic_version)
         return false;
     const struct tls_dir *d = &t->d[dir];
     switch (d->phase) {
@@ -850,7 +927,7 @@ size_t sn_tls_mem(const struct sn_tls *t)
     for (int i = 0; i < 2; i++)
         if (t->d[i].buf)
             n += t->cfg.reasm_cap + (t->cfg.reasm_cap + 7) / 8;
-    return n;
+    return n + sn_quic_mem(t->quic);
 }
 
 void sn_tls_app_counts(const struct sn_tls *t, int dir, uint64_t *records, uint64_t *bytes)
@@ -883,8 +960,13 @@ void sn_tls_json(const struct sn_tls *t, struct sn_json *j)
     if (!sn_tls_is_tls(t))
         return;
     sn_json_obj_begin(j, "tls");
+    if (t->quic_version) {
+        sn_json_str(j, "transport", "quic");
+        sn_json_str(j, "quic_version", sn_quic_version_name(t->quic_version));
+    }
     sn_tls_meta_json(t->meta, j);
-    for (int i = 0; i < 2; i++) {
+    /* QUIC has no TLS records to follow (the stream is encrypted QUIC frames). */
+    for (int i = 0; i < 2 && !t->quic_version; i++) {
         const struct tls_dir *d = &t->d[i];
         sn_json_obj_begin(j, i == 0 ? "c2s" : "s2c");
         sn_json_u64(j, "app_records", d->app_records);

@@ -90,6 +90,7 @@ struct sn_tls_meta {
     uint32_t chain_len;
     uint16_t hrr_group, hrr_cipher;
     uint8_t client_hellos; /* saturating */
+    bool quic;             /* the hello came in QUIC CRYPTO frames: no record layer */
     bool has_ch, has_sh, hrr, has_hrr_group, has_cert, cert_error, leaf_ok;
     bool ccs[2];
 };
@@ -509,7 +510,7 @@ static int client_hello(struct sn_tls_meta *m, const uint8_t *body, size_t len,
         return SN_ERR(ENOMEM, "client hello");
     if ((rc = scratch_init(&p->sc, len)) != 0)
         goto out;
-    p->fp.transport = 't';
+    p->fp.transport = m->quic ? 'q' : 't';
     p->c.record_version = record_version;
     p->c.legacy_version = sn_cur_u16(&c);
     p->fp.legacy_version = p->c.legacy_version;
@@ -833,6 +834,11 @@ void sn_tls_meta_note_ccs(struct sn_tls_meta *m, int dir)
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
+void sn_tls_meta_set_quic(struct sn_tls_meta *m)
+{
+    m->quic = true;
+}
+
 bool sn_tls_meta_has_client_hello(const struct sn_tls_meta *m)
 {
     return m->has_ch;
@@ -933,7 +939,8 @@ void sn_tls_meta_json(const struct sn_tls_meta *m, struct sn_json *j)
     if (m->has_ch || m->has_sh)
         sn_json_str(j, "version", version_name(sn_tls_meta_version(m), vb));
     if (m->has_ch) {
-        sn_json_str(j, "record_version", version_name(c->record_version, vb));
+        if (!m->quic)
+            sn_json_str(j, "record_version", version_name(c->record_version, vb));
         sn_json_arr_begin(j, "client_versions");
         if (c->n_versions) {
             for (size_t i = 0; i < c->n_versions; i++)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # TLS fingerprints end to end against other tools, on real captures: for every capture in
 # tests/pcap/ref/ (copies of the TLS-over-TCP captures in /work/shared/data, listed in
-# tests/pcap/ref/SOURCES.md) run the sensor and compare, per TCP flow (matched by addresses and
-# ports), SNI, JA3 and JA3S with what tshark 4.0 reports (tls.handshake.extensions_server_name,
+# tests/pcap/ref/SOURCES.md) run the sensor and compare, per TCP or QUIC flow (matched by addresses
+# and ports), SNI, JA3 and JA3S with what tshark 4.0 reports (tls.handshake.extensions_server_name,
 # tls.handshake.ja3, tls.handshake.ja3s), the client JA4 with FoxIO's reference outputs, and
 # that the sensor's client side is the ClientHello sender.
 # The expectations are committed in tests/data/tls_refs/<set>/<capture>.tsv (written by
@@ -84,7 +84,7 @@ for tsv in sorted(glob.glob(os.path.join(refs, "*", "*.tsv"))):
         with open(ndjson) as f:
             for line in f:
                 r = json.loads(line)
-                if r.get("type") != "flow" or r.get("proto") != "tcp":
+                if r.get("type") != "flow" or r.get("proto") not in ("tcp", "udp"):
                     continue
                 c = (ip(r["client"]["ip"]), int(r["client"]["port"]))
                 s = (ip(r["server"]["ip"]), int(r["server"]["port"]))

@@ -294,7 +294,7 @@ static void test_tls_from_sni(void **state)
         assert_int_equal(sn_addr_parse(cases[i].srv, &srv), 0);
         struct sn_classify_flow *f = sn_classify_flow_new(c);
         assert_non_null(f);
-        assert_true(sn_classify_tls(c, f, cases[i].sni, &cli, cases[i].cport, &srv,
+        assert_true(sn_classify_tls(c, f, SN_CLASSIFY_TLS_TCP, cases[i].sni, &cli, cases[i].cport, &srv,
                                     cases[i].sport));
         if (cases[i].json) {
             char js[256];
@@ -307,15 +307,15 @@ static void test_tls_from_sni(void **state)
         /* classification is over: nothing more is fed, a second call does nothing */
         uint8_t ip[40] = {0x45};
         assert_false(sn_classify_packet(c, f, ip, sizeof(ip), 1, 0));
-        assert_false(sn_classify_tls(c, f, cases[i].sni, &cli, 1, &srv, 443));
+        assert_false(sn_classify_tls(c, f, SN_CLASSIFY_TLS_TCP, cases[i].sni, &cli, 1, &srv, 443));
         sn_classify_flow_free(c, f);
     }
     /* no SNI: nothing happens, nDPI is still to be fed */
     struct sn_classify_flow *f = sn_classify_flow_new(c);
     struct sn_addr a;
     assert_int_equal(sn_addr_parse("10.0.0.1", &a), 0);
-    assert_false(sn_classify_tls(c, f, NULL, &a, 1, &a, 443));
-    assert_false(sn_classify_tls(c, f, "", &a, 1, &a, 443));
+    assert_false(sn_classify_tls(c, f, SN_CLASSIFY_TLS_TCP, NULL, &a, 1, &a, 443));
+    assert_false(sn_classify_tls(c, f, SN_CLASSIFY_TLS_TCP, "", &a, 1, &a, 443));
     assert_false(sn_classify_known(f));
     sn_classify_flow_free(c, f);
 

@@ -3,15 +3,18 @@
 
 For every capture in tests/pcap/ref/<set>/ (copies of /work/shared/data/<set>/pcap/, see
 tests/pcap/ref/SOURCES.md) this writes tests/data/tls_refs/<set>/<capture>.tsv, one line per
-TCP flow (matched by addresses and ports, never by stream numbers) with the columns
+TCP or QUIC (UDP) flow (matched by addresses and ports, never by stream numbers) with the
+columns
 
     client_ip client_port server_ip server_port sni ja3 ja3s ja4
 
 - sni, ja3: from the flow's first ClientHello as tshark 4.0 decodes it
   (tls.handshake.extensions_server_name, tls.handshake.ja3);
-- ja3s: from the flow's first ServerHello (tls.handshake.ja3s);
+- ja3s: from the flow's first ServerHello (tls.handshake.ja3s); TCP only: over QUIC the
+  ServerHello is in the server's Initial, which the sensor does not decrypt (by design, it reads
+  the client's Initials only), so there is nothing to compare;
 - ja4: FoxIO's expected client JA4 for the flow: the Rust tool's insta snapshot
-  (<shared>/ja4/expected/rust-insta/ja4__insta@<capture>.snap, TCP streams only) for the ja4
+  (<shared>/ja4/expected/rust-insta/ja4__insta@<capture>.snap, TCP and UDP streams) for the ja4
   set, FoxIO's python/ja4.py output (<shared>/<set>/expected-ja4-foxio/<capture>.json, "JA4.1")
   for the others.
 
@@ -42,7 +45,7 @@ SETS = ("ja4", "ndpi", "mercury", "pq")
 COLUMNS = ("client_ip", "client_port", "server_ip", "server_port", "sni", "ja3", "ja3s", "ja4")
 FIELDS = ("ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport",
           "tls.handshake.type", "tls.handshake.extensions_server_name", "tls.handshake.ja3",
-          "tls.handshake.ja3s")
+          "tls.handshake.ja3s", "udp.srcport", "udp.dstport")
 SEP = "\x1f"  # tshark field separator: cannot appear in any of these fields
 
 
@@ -74,7 +77,7 @@ class Flow:
 
 
 def tshark_flows(pcap, flows):
-    cmd = ["tshark", "-n", "-r", pcap, "-Y", "tcp && (tls.handshake.type==1 || tls.handshake.type==2)",
+    cmd = ["tshark", "-n", "-r", pcap, "-Y", "(tcp || udp) && (tls.handshake.type==1 || tls.handshake.type==2)",
            "-T", "fields", "-E", "separator=" + SEP, "-E", "occurrence=a", "-E", "aggregator=,"]
     for f in FIELDS:
         cmd += ["-e", f]
@@ -83,8 +86,9 @@ def tshark_flows(pcap, flows):
         v = line.split(SEP)
         if len(v) != len(FIELDS):
             sys.exit("%s: unexpected tshark line %r" % (pcap, line))
-        src = (norm_ip(last(v[0]) or last(v[1])), int(last(v[2])))
-        dst = (norm_ip(last(v[3]) or last(v[4])), int(last(v[5])))
+        # TCP, or QUIC (tshark decrypts client and server Initials) on UDP.
+        src = (norm_ip(last(v[0]) or last(v[1])), int(last(v[2]) or last(v[10])))
+        dst = (norm_ip(last(v[3]) or last(v[4])), int(last(v[5]) or last(v[11])))
         types = v[6].split(",")
         key = flow_key(src, dst)
         fl = flows.setdefault(key, Flow())
@@ -104,7 +108,8 @@ def tshark_flows(pcap, flows):
             fl.sh_seen = True
             if fl.client is None:
                 fl.client, fl.server = dst, src
-            fl.ja3s = v[9].split(",")[0]
+            if not last(v[10]):  # TCP (see ja3s above)
+                fl.ja3s = v[9].split(",")[0]
 
 
 def rust_ja4(name):
@@ -115,7 +120,7 @@ def rust_ja4(name):
         docs = list(yaml.safe_load_all(f))
     res = []
     for s in docs[-1] or []:
-        if s.get("transport") != "tcp" or "ja4" not in s:
+        if s.get("transport") not in ("tcp", "udp") or "ja4" not in s:
             continue
         res.append(((norm_ip(s["src"]), int(s["src_port"])),
                     (norm_ip(s["dst"]), int(s["dst_port"])), s["ja4"]))

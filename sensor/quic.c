@@ -1,0 +1,627 @@
+/* quic: ClientHello extraction from client QUIC Initial packets. See include/quic.h.
+ *
+ * Cost: a flow's keys are derived once, from the DCID of its first client Initial (five
+ * HMAC-SHA256 over a digest method fetched once per thread); each Initial then costs one
+ * AES-128-ECB block (header protection) and one AES-128-GCM decryption of ~1.2 KB, with
+ * cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
+ * to the per-thread scratch buffer, CRYPTO data to the flow's buffer (allocated on its first
+ * CRYPTO frame, freed with the flow state).
+ */
+#define SN_LOG_MOD "quic"
+#include "quic.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "cursor.h"
+#include "err.h"
+
+#define CID_MAX 20u     /* RFC 9000 17.2: connection IDs are at most 20 bytes (v1, v2) */
+#define PKT_MAX 16384u  /* larger Initials are not decrypted (real ones are <= 1500 bytes) */
+#define SAMPLE_LEN 16u
+#define TAG_LEN 16u
+#define HS_HDR 4u
+#define HS_CLIENT_HELLO 1
+
+#define NVERSIONS 3u
+
+struct sn_quic_ctx {
+    EVP_MD *sha256;
+    EVP_CIPHER *ecb, *gcm;
+    EVP_MD_CTX *work;
+    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
+    EVP_MD_CTX *salt_in[NVERSIONS], *salt_out[NVERSIONS]; /* ... of each version's salt */
+    EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
+    struct sn_quic_stats st;
+    uint8_t plain[PKT_MAX];
+    uint8_t aad[PKT_MAX];
+};
+
+struct sn_quic {
+    struct sn_quic_ctx *cx;
+    uint32_t version; /* of the keys below; 0: none yet */
+    uint8_t key[16], iv[12], hp[16];
+    uint8_t dcid[CID_MAX];
+    uint8_t dcid_len;
+    uint8_t datagrams;
+    bool done, overflow;
+    int64_t largest_pn; /* -1 before the first */
+    uint8_t *buf; /* SN_QUIC_CRYPTO_CAP bytes, then a bitmap of filled bytes */
+    uint8_t *map;
+    uint32_t contig; /* buf[0, contig) is filled */
+    uint32_t hi;     /* highest filled offset + 1 */
+};
+
+/* Per-version constants: RFC 9001 5.2 (v1), RFC 9369 3.3.1 (v2), draft-ietf-quic-tls-29
+ * 5.2. The Initial packet type is 0b00 in v1 and 0b01 in v2 (RFC 9369 3.2). */
+struct version_info {
+    uint32_t version;
+    uint8_t initial_type;
+    const char *name;
+    const char *key_label, *iv_label, *hp_label;
+    uint8_t salt[20];
+};
+
+static const struct version_info versions[] = {
+    {SN_QUIC_V1, 0, "1", "quic key", "quic iv", "quic hp",
+     {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c,
+      0xad, 0xcc, 0xbb, 0x7f, 0x0a}},
+    {SN_QUIC_V2, 1, "2", "quicv2 key", "quicv2 iv", "quicv2 hp",
+     {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d,
+      0xcb, 0xf9, 0xbd, 0x2e, 0xd9}},
+    {SN_QUIC_DRAFT29, 0, "draft-29", "quic key", "quic iv", "quic hp",
+     {0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11,
+      0xe0, 0x43, 0x90, 0xa8, 0x99}},
+};
+
+_Static_assert(sizeof(versions) / sizeof(versions[0]) == NVERSIONS, "NVERSIONS");
+
+static const struct version_info *version_find(uint32_t v)
+{
+    for (size_t i = 0; i < NVERSIONS; i++)
+        if (versions[i].version == v)
+            return &versions[i];
+    return NULL;
+}
+
+const char *sn_quic_version_name(uint32_t v)
+{
+    const struct version_info *vi = version_find(v);
+    return vi ? vi->name : NULL;
+}
+
+/* ---- per-thread context ---------------------------------------------------------- */
+
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out);
+
+struct sn_quic_ctx *sn_quic_ctx_new(void)
+{
+    struct sn_quic_ctx *cx = calloc(1, sizeof(*cx));
+    if (!cx)
+        goto fail;
+    /* Fetched once: OpenSSL 3 otherwise looks each algorithm up in a locked store on every
+     * init. */
+    cx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+    cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    cx->work = EVP_MD_CTX_new();
+    cx->key_in = EVP_MD_CTX_new();
+    cx->key_out = EVP_MD_CTX_new();
+    cx->ecb_ctx = EVP_CIPHER_CTX_new();
+    cx->gcm_ctx = EVP_CIPHER_CTX_new();
+    if (!cx->sha256 || !cx->ecb || !cx->gcm || !cx->work || !cx->key_in || !cx->key_out ||
+        !cx->ecb_ctx || !cx->gcm_ctx)
+        goto fail;
+    /* The salts are constants: their HMAC pads are digested once, here. */
+    for (size_t i = 0; i < NVERSIONS; i++) {
+        cx->salt_in[i] = EVP_MD_CTX_new();
+        cx->salt_out[i] = EVP_MD_CTX_new();
+        if (!cx->salt_in[i] || !cx->salt_out[i] ||
+            hmac_prep(cx, versions[i].salt, sizeof(versions[i].salt), cx->salt_in[i],
+                      cx->salt_out[i]))
+            goto fail;
+    }
+    return cx;
+fail:
+    SN_ERR(ENOMEM, "cannot set up QUIC Initial decryption");
+    sn_quic_ctx_free(cx);
+    return NULL;
+}
+
+void sn_quic_ctx_free(struct sn_quic_ctx *cx)
+{
+    if (!cx)
+        return;
+    EVP_MD_CTX_free(cx->work);
+    EVP_MD_CTX_free(cx->key_in);
+    EVP_MD_CTX_free(cx->key_out);
+    for (size_t i = 0; i < NVERSIONS; i++) {
+        EVP_MD_CTX_free(cx->salt_in[i]);
+        EVP_MD_CTX_free(cx->salt_out[i]);
+    }
+    EVP_CIPHER_CTX_free(cx->ecb_ctx);
+    EVP_CIPHER_CTX_free(cx->gcm_ctx);
+    EVP_MD_free(cx->sha256);
+    EVP_CIPHER_free(cx->ecb);
+    EVP_CIPHER_free(cx->gcm);
+    free(cx);
+}
+
+const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
+{
+    return &cx->st;
+}
+
+/* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
+
+/* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
+ * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
+ * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
+ * continues copies of them. */
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out)
+{
+    uint8_t pad[64];
+    if (klen > sizeof(pad))
+        return -EINVAL;
+    memset(pad, 0x36, sizeof(pad));
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= key[i];
+    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
+        return -ENOMEM;
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
+        return -ENOMEM;
+    return 0;
+}
+
+static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_CTX *out,
+                    const uint8_t *msg, size_t mlen, uint8_t mac[32])
+{
+    uint8_t ih[32];
+    unsigned int n;
+    EVP_MD_CTX *w = cx->work;
+    if (!EVP_MD_CTX_copy_ex(w, in) || !EVP_DigestUpdate(w, msg, mlen) ||
+        !EVP_DigestFinal_ex(w, ih, &n) || !EVP_MD_CTX_copy_ex(w, out) ||
+        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
+        return -ENOMEM;
+    return 0;
+}
+
+/* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
+ * secret's pads prepared in cx->key_in/key_out:
+ *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
+ *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
+static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
+{
+    uint8_t info[64], t[32];
+    size_t ll = strlen(label), n = 0;
+    if (len > sizeof(t) || 4 + 6 + ll + 1 > sizeof(info))
+        return -EINVAL;
+    info[n++] = 0;
+    info[n++] = (uint8_t)len;
+    info[n++] = (uint8_t)(6 + ll);
+    memcpy(info + n, "tls13 ", 6);
+    n += 6;
+    memcpy(info + n, label, ll);
+    n += ll;
+    info[n++] = 0; /* empty context */
+    info[n++] = 1; /* HKDF-Expand counter */
+    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
+    if (rc)
+        return rc;
+    memcpy(out, t, len);
+    return 0;
+}
+
+int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t *dcid,
+                        size_t dcid_len, uint8_t key[16], uint8_t iv[12], uint8_t hp[16])
+{
+    const struct version_info *vi = version_find(version);
+    uint8_t initial[32], client[32];
+    int rc;
+    if (!vi)
+        return -EINVAL;
+    size_t i = (size_t)(vi - versions);
+    /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
+     * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
+     * key, iv and hp are expanded from client_initial_secret. */
+    if ((rc = hmac_run(cx, cx->salt_in[i], cx->salt_out[i], dcid, dcid_len, initial)) ||
+        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, "client in", client, 32)) ||
+        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, vi->key_label, key, 16)) ||
+        (rc = expand_label(cx, vi->iv_label, iv, 12)) ||
+        (rc = expand_label(cx, vi->hp_label, hp, 16)))
+        return rc;
+    return 0;
+}
+
+/* ---- per-flow state -------------------------------------------------------------- */
+
+struct sn_quic *sn_quic_new(struct sn_quic_ctx *cx)
+{
+    struct sn_quic *q = calloc(1, sizeof(*q));
+    if (!q) {
+        SN_ERR(ENOMEM, "quic state");
+        return NULL;
+    }
+    q->cx = cx;
+    q->largest_pn = -1;
+    cx->st.flows++;
+    return q;
+}
+
+void sn_quic_free(struct sn_quic *q)
+{
+    if (!q)
+        return;
+    free(q->buf);
+    free(q);
+}
+
+uint32_t sn_quic_version(const struct sn_quic *q)
+{
+    return q && q->largest_pn >= 0 ? q->version : 0;
+}
+
+bool sn_quic_started(const struct sn_quic *q)
+{
+    return q && q->hi > 0;
+}
+
+size_t sn_quic_mem(const struct sn_quic *q)
+{
+    if (!q)
+        return 0;
+    return sizeof(*q) + (q->buf ? SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8 : 0);
+}
+
+/* RFC 9000 16: variable-length integer, the two high bits of the first byte give its length
+ * (1, 2, 4 or 8 bytes). */
+static uint64_t varint(struct sn_cur *c)
+{
+    uint8_t b0;
+    if (!sn_cur_peek8(c, 0, &b0)) {
+        sn_cur_fail(c, -SN_ETRUNC);
+        return 0;
+    }
+    size_t n = (size_t)1 << (b0 >> 6);
+    const uint8_t *p = sn_cur_take(c, n);
+    if (!p)
+        return 0;
+    uint64_t v = p[0] & 0x3f;
+    for (size_t i = 1; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+bool sn_quic_looks_initial(const uint8_t *p, size_t caplen, size_t len)
+{
+    struct sn_cur c = sn_cur_make(p, caplen);
+    uint8_t first = sn_cur_u8(&c);
+    uint32_t v = sn_cur_u32(&c);
+    if (c.err || len < 1200 || (first & 0xc0) != 0xc0)
+        return false;
+    const struct version_info *vi = version_find(v);
+    return vi && ((first >> 4) & 3) == vi->initial_type;
+}
+
+/* ---- CRYPTO stream reassembly ----------------------------------------------------- */
+
+static inline bool map_get(const struct sn_quic *q, uint32_t i)
+{
+    return (q->map[i >> 3] >> (i & 7)) & 1;
+}
+
+/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+static void map_set_range(struct sn_quic *q, uint32_t i, uint32_t n)
+{
+    uint32_t end = i + n;
+    for (; i < end && (i & 7); i++)
+        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+    if (end - i >= 8) {
+        memset(q->map + (i >> 3), 0xff, (end - i) >> 3);
+        i += (end - i) & ~7u;
+    }
+    for (; i < end; i++)
+        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+}
+
+/* Stores CRYPTO data at its stream offset. Data sent again at an offset must be the same
+ * (RFC 9000 19.6), so overlaps are simply overwritten. Bytes beyond the cap are dropped and
+ * flag an overflow. Returns false when the buffer cannot be allocated. */
+static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
+{
+    if (!q->buf) {
+        q->buf = malloc(SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8);
+        if (!q->buf)
+            return false;
+        q->map = q->buf + SN_QUIC_CRYPTO_CAP;
+        memset(q->map, 0, SN_QUIC_CRYPTO_CAP / 8);
+    }
+    if (off >= SN_QUIC_CRYPTO_CAP) {
+        q->overflow = n > 0;
+        return true;
+    }
+    if (off + n > SN_QUIC_CRYPTO_CAP) {
+        q->overflow = true;
+        n = (size_t)(SN_QUIC_CRYPTO_CAP - off);
+    }
+    uint32_t o = (uint32_t)off;
+    memcpy(q->buf + o, data, n);
+    map_set_range(q, o, (uint32_t)n);
+    if (o + n > q->hi)
+        q->hi = o + (uint32_t)n;
+    /* Advance the contiguous prefix, a whole map byte at a time where it is full. */
+    uint32_t c = q->contig;
+    while (c < q->hi) {
+        if (!(c & 7) && q->map[c >> 3] == 0xff) {
+            c += 8;
+            continue;
+        }
+        if (!map_get(q, c))
+            break;
+        c++;
+    }
+    q->contig = c < q->hi ? c : q->hi;
+    return true;
+}
+
+/* ---- frames: RFC 9000 19 (those allowed in Initial packets, 12.4) ------------------ */
+
+/* Walks a decrypted Initial payload. Returns 0, or -SN_EPROTO for a malformed or
+ * unexpected frame (CRYPTO data before it is kept). */
+static int frames(struct sn_quic *q, const uint8_t *p, size_t len)
+{
+    struct sn_cur c = sn_cur_make(p, len);
+    while (sn_cur_left(&c) && !c.err) {
+        uint64_t type = varint(&c);
+        switch (type) {
+        case 0x00: /* PADDING: runs of zero bytes */
+            for (uint8_t b; sn_cur_peek8(&c, 0, &b) && b == 0;)
+                sn_cur_skip(&c, 1);
+            break;
+        case 0x01: /* PING */
+            break;
+        case 0x02:   /* ACK { Largest, Delay, Range Count, First Range, (Gap, Length)... } */
+        case 0x03: { /* ACK with ECN counts (three more varints) */
+            varint(&c);
+            varint(&c);
+            uint64_t ranges = varint(&c);
+            varint(&c);
+            for (uint64_t i = 0; i < ranges && !c.err; i++) {
+                varint(&c);
+                varint(&c);
+            }
+            if (type == 0x03) {
+                varint(&c);
+                varint(&c);
+                varint(&c);
+            }
+            break;
+        }
+        case 0x06: { /* CRYPTO { Offset (i), Length (i), Crypto Data (..) } */
+            uint64_t off = varint(&c);
+            uint64_t n = varint(&c);
+            if (n > sn_cur_left(&c))
+                return -SN_EPROTO;
+            const uint8_t *d = sn_cur_take(&c, (size_t)n);
+            if (!d || !crypto_store(q, off, d, (size_t)n))
+                return -SN_EPROTO;
+            break;
+        }
+        case 0x1c: /* CONNECTION_CLOSE: nothing more for us in this packet */
+            return 0;
+        default:
+            return -SN_EPROTO;
+        }
+    }
+    return c.err ? -SN_EPROTO : 0;
+}
+
+/* ---- packet protection: RFC 9001 5.3 (AEAD), 5.4 (header protection) -------------- */
+
+/* RFC 9000 A.3: the full packet number closest to the next expected one. */
+static int64_t decode_pn(int64_t largest, uint64_t truncated, unsigned bits)
+{
+    int64_t expected = largest + 1;
+    int64_t win = (int64_t)1 << bits, hwin = win / 2, mask = win - 1;
+    int64_t cand = (expected & ~mask) | (int64_t)truncated;
+    if (cand <= expected - hwin && cand < ((int64_t)1 << 62) - win)
+        return cand + win;
+    if (cand > expected + hwin && cand >= win)
+        return cand - win;
+    return cand;
+}
+
+/* Removes header protection and decrypts one Initial: pkt[0, pn_off) is the header up to
+ * the packet number, pkt[pn_off, pn_off + rest) the packet number and protected payload.
+ * Plaintext goes to cx->plain; returns its length, or -SN_EPROTO. */
+static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_t rest)
+{
+    struct sn_quic_ctx *cx = q->cx;
+    uint8_t mask[16], nonce[12];
+    int n, n2;
+    if (rest < 4 + SAMPLE_LEN || pn_off + rest > PKT_MAX)
+        return -SN_EPROTO;
+    /* Sample: 16 bytes starting 4 bytes after the packet number's start. */
+    if (!EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, q->hp, NULL, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
+        !EVP_EncryptUpdate(cx->ecb_ctx, mask, &n, pkt + pn_off + 4, SAMPLE_LEN) || n != 16)
+        return -SN_EPROTO;
+    uint8_t first = (uint8_t)(pkt[0] ^ (mask[0] & 0x0f)); /* long header: low 4 bits */
+    size_t pn_len = (size_t)(first & 3) + 1;
+    if (rest < pn_len + TAG_LEN + 1)
+        return -SN_EPROTO;
+    memcpy(cx->aad, pkt, pn_off + pn_len);
+    cx->aad[0] = first;
+    uint64_t tpn = 0;
+    for (size_t i = 0; i < pn_len; i++) {
+        cx->aad[pn_off + i] = (uint8_t)(pkt[pn_off + i] ^ mask[1 + i]);
+        tpn = tpn << 8 | cx->aad[pn_off + i];
+    }
+    int64_t pn = decode_pn(q->largest_pn, tpn, (unsigned)(8 * pn_len));
+    /* Nonce: the IV XORed with the packet number, left-padded to 12 bytes. */
+    memcpy(nonce, q->iv, sizeof(nonce));
+    for (size_t i = 0; i < 8; i++)
+        nonce[11 - i] ^= (uint8_t)((uint64_t)pn >> (8 * i));
+    const uint8_t *ct = pkt + pn_off + pn_len;
+    size_t ct_len = rest - pn_len - TAG_LEN;
+    EVP_CIPHER_CTX *g = cx->gcm_ctx;
+    if (!EVP_DecryptInit_ex2(g, cx->gcm, q->key, nonce, NULL) ||
+        !EVP_DecryptUpdate(g, NULL, &n, cx->aad, (int)(pn_off + pn_len)) ||
+        !EVP_DecryptUpdate(g, cx->plain, &n, ct, (int)ct_len) ||
+        !EVP_CIPHER_CTX_ctrl(g, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(ct + ct_len)) ||
+        EVP_DecryptFinal_ex(g, cx->plain + n, &n2) <= 0)
+        return -SN_EPROTO;
+    if (pn > q->largest_pn)
+        q->largest_pn = pn;
+    return (int)ct_len;
+}
+
+/* Derives the flow's keys from this Initial's DCID (first Initial, or after a Retry, when
+ * the client starts over with the DCID the server chose). */
+static bool set_keys(struct sn_quic *q, uint32_t version, const uint8_t *dcid, size_t dcid_len)
+{
+    if (sn_quic_client_keys(q->cx, version, dcid, dcid_len, q->key, q->iv, q->hp))
+        return false;
+    q->version = version;
+    memcpy(q->dcid, dcid, dcid_len);
+    q->dcid_len = (uint8_t)dcid_len;
+    q->largest_pn = -1;
+    return true;
+}
+
+/* One client Initial. */
+static void initial(struct sn_quic *q, uint32_t version, const uint8_t *dcid, size_t dcid_len,
+                    const uint8_t *pkt, size_t pn_off, size_t rest)
+{
+    struct sn_quic_ctx *cx = q->cx;
+    bool same = q->version == version && q->dcid_len == dcid_len &&
+                memcmp(q->dcid, dcid, dcid_len) == 0;
+    if (!q->version && !set_keys(q, version, dcid, dcid_len)) {
+        cx->st.bad_packets++;
+        return;
+    }
+    int n = unprotect(q, pkt, pn_off, rest);
+    if (n < 0 && !same && q->version) {
+        /* Later Initials carry the server's chosen DCID but keep the original keys; only a
+         * Retry restarts them from a new DCID. Try that before calling the packet bad. */
+        uint8_t key[16], iv[12], hp[16];
+        uint32_t ov = q->version;
+        int64_t opn = q->largest_pn;
+        memcpy(key, q->key, 16);
+        memcpy(iv, q->iv, 12);
+        memcpy(hp, q->hp, 16);
+        uint8_t odcid[CID_MAX], olen = q->dcid_len;
+        memcpy(odcid, q->dcid, olen);
+        if (set_keys(q, version, dcid, dcid_len))
+            n = unprotect(q, pkt, pn_off, rest);
+        if (n < 0) { /* restore the original keys */
+            q->version = ov;
+            q->largest_pn = opn;
+            memcpy(q->key, key, 16);
+            memcpy(q->iv, iv, 12);
+            memcpy(q->hp, hp, 16);
+            memcpy(q->dcid, odcid, olen);
+            q->dcid_len = olen;
+        }
+    }
+    if (n < 0) {
+        cx->st.bad_packets++;
+        return;
+    }
+    cx->st.initials++;
+    if (frames(q, cx->plain, (size_t)n) < 0)
+        cx->st.bad_packets++;
+}
+
+/* RFC 9000 17.2 / 17.2.2:
+ *   Long Header Packet { Header Form (1) = 1, Fixed Bit (1) = 1, Long Packet Type (2),
+ *     Type-Specific Bits (4), Version (32), DCID Length (8), DCID (0..160),
+ *     SCID Length (8), SCID (0..160), ... }
+ *   Initial: ... Token Length (i), Token (..), Length (i), Packet Number (8..32),
+ *     Packet Payload (8..)
+ * A datagram may hold several long-header packets (coalesced, 12.2), each with its Length;
+ * a short-header packet can only come last. */
+static void datagram(struct sn_quic *q, const uint8_t *p, size_t caplen)
+{
+    struct sn_cur c = sn_cur_make(p, caplen);
+    while (sn_cur_left(&c) && !q->done) {
+        const uint8_t *pkt = c.p;
+        uint8_t first = sn_cur_u8(&c);
+        if (!(first & 0x80))
+            return; /* short header */
+        uint32_t version = sn_cur_u32(&c);
+        uint8_t dcil = sn_cur_u8(&c);
+        const uint8_t *dcid = sn_cur_take(&c, dcil);
+        uint8_t scil = sn_cur_u8(&c);
+        sn_cur_skip(&c, scil);
+        const struct version_info *vi = version_find(version);
+        if (c.err || !vi || dcil > CID_MAX || scil > CID_MAX)
+            return; /* version negotiation, an unknown version, or cut */
+        uint8_t type = (first >> 4) & 3;
+        bool is_initial = type == vi->initial_type;
+        /* Retry (v1 type 3, v2 type 0) has no Length: it ends the datagram. */
+        if (type == (version == SN_QUIC_V2 ? 0 : 3))
+            return;
+        if (is_initial)
+            sn_cur_skip(&c, (size_t)varint(&c)); /* token */
+        uint64_t len = varint(&c);
+        if (c.err || len > sn_cur_left(&c)) {
+            if (is_initial)
+                q->cx->st.bad_packets++;
+            return;
+        }
+        size_t pn_off = (size_t)(c.p - pkt);
+        sn_cur_skip(&c, (size_t)len);
+        if (is_initial && (!q->version || q->version == version))
+            initial(q, version, dcid, dcil, pkt, pn_off, (size_t)len);
+    }
+}
+
+int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
+                     size_t *hello_len)
+{
+    if (!q || q->done)
+        return SN_QUIC_DONE;
+    if (q->datagrams < UINT8_MAX)
+        q->datagrams++;
+    if (p && caplen)
+        datagram(q, p, caplen);
+    /* RFC 8446 4: Handshake { msg_type (1), length (3), body }: the CRYPTO stream of a
+     * client's Initials starts with its ClientHello. */
+    if (q->contig >= HS_HDR) {
+        struct sn_cur h = sn_cur_make(q->buf, q->contig);
+        uint8_t type = sn_cur_u8(&h);
+        uint32_t mlen = sn_cur_u24(&h);
+        if (type != HS_CLIENT_HELLO || HS_HDR + (uint64_t)mlen > SN_QUIC_CRYPTO_CAP) {
+            if (type == HS_CLIENT_HELLO)
+                q->cx->st.reasm_overflow++;
+            q->done = true;
+            q->cx->st.gave_up++;
+            return SN_QUIC_DONE;
+        }
+        if (q->contig >= HS_HDR + mlen) {
+            q->done = true;
+            q->cx->st.client_hellos++;
+            *hello = q->buf;
+            *hello_len = HS_HDR + mlen;
+            return SN_QUIC_HELLO;
+        }
+    }
+    if (q->datagrams >= SN_QUIC_MAX_DATAGRAMS || (q->overflow && q->contig < HS_HDR)) {
+        if (q->overflow)
+            q->cx->st.reasm_overflow++;
+        q->done = true;
+        q->cx->st.gave_up++;
+        return SN_QUIC_DONE;
+    }
+    return SN_QUIC_MORE;
+}
