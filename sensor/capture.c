@@ -12,9 +12,12 @@
 #include "decode.h"
 #include "err.h"
 
+#define SN_CAPTURE_FILE_BUF ((size_t)1 << 20)
+
 struct sn_capture {
     pcap_t *pcap;
     char *path;
+    char *iobuf; /* replay: the capture file's stdio buffer (freed after pcap_close) */
     int dlt;
     bool live;
     int fd; /* live: pollable descriptor */
@@ -63,8 +66,20 @@ struct sn_capture *sn_capture_open_file(const char *path, const char *filter)
             SN_ERR(EISDIR, "%s: is a directory, not a capture file", path);
             goto fail;
         }
-        c->pcap = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO,
-                                                          errbuf);
+        /* libpcap reads a file through stdio, whose default buffer is one 4 KB block: a
+         * 1 MB buffer makes 256 times fewer read() calls (a tenth of replay time went to
+         * them). pcap_close() closes fp. */
+        FILE *fp = fopen(path, "rb");
+        if (!fp) {
+            SN_ERR(errno, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        c->iobuf = malloc(SN_CAPTURE_FILE_BUF);
+        if (c->iobuf)
+            setvbuf(fp, c->iobuf, _IOFBF, SN_CAPTURE_FILE_BUF);
+        c->pcap = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
+        if (!c->pcap)
+            fclose(fp);
     }
     if (!c->pcap) {
         /* libpcap says "unknown file format" for non-captures and "truncated dump file" for a
@@ -179,6 +194,7 @@ void sn_capture_close(struct sn_capture *c)
         return;
     if (c->pcap)
         pcap_close(c->pcap);
+    free(c->iobuf);
     free(c->path);
     free(c);
 }
