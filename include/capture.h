@@ -1,5 +1,7 @@
-/* capture: packet sources through libpcap. Offline files (pcap and pcapng, "-" for stdin)
- * now; live interfaces later. Only this module includes pcap.h.
+/* capture: packet sources. Live interfaces and pcapng/stdin/filtered replay through libpcap;
+ * classic pcap files replayed through a read-only mapping of our own (capture.c says which;
+ * the environment variable SN_CAPTURE_LIBPCAP=1 sends those to libpcap too, for comparison,
+ * as tests/t_capture.sh does). Only this module includes pcap.h.
  *
  * Ownership: sn_capture_open_file returns an owned handle; packet bytes returned by
  * sn_capture_next are borrowed until the next call on the same handle.
