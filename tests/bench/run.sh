@@ -324,7 +324,8 @@ if [ "${BENCH_CALLGRIND:-1}" = 1 ]; then
         for c in $CAPS; do
             for n in "$SLICE_SMALL" "$SLICE"; do
                 s=$DATA/$c.first$n.pcap
-                [ -s "$s" ] || editcap -r "$DATA/$c.pcap" "$s" "1-$n" >/dev/null 2>&1 || rm -f "$s"
+                # classic pcap, as the timed captures (editcap writes pcapng unless told)
+                editcap -F pcap -r "$DATA/$c.pcap" "$s" "1-$n" >/dev/null 2>&1 || rm -f "$s"
             done
             for prog in raw spanprint; do
                 if [ "$prog" = raw ]; then
