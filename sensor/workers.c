@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -882,6 +883,10 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
             goto fail;
         }
         w->started = true;
+        /* "top -H" and perf tell the workers apart (at most 15 characters) */
+        char name[16];
+        snprintf(name, sizeof(name), "spanprint-w%u", i);
+        pthread_setname_np(w->thr, name);
     }
     return ws;
 nomem:
