@@ -117,4 +117,21 @@ static inline void sn_json_str_k(struct sn_json *j, const char *key, size_t klen
 #define sn_json_hex(j, key, p, n) sn_json_hex_k((j), (key), SN_JSON_KLEN_(key), (p), (n))
 #define sn_json_ts(j, key, usec) sn_json_ts_k((j), (key), SN_JSON_KLEN_(key), (usec))
 
+/* Writes v in decimal at o (at most 20 bytes, no NUL) and returns the end. The one decimal
+ * formatter of the tree: record writers that build text directly (agg, the workers' merger,
+ * tls_fp's JA3 lists) use it too. */
+static inline char *sn_json_put_u64(char *o, uint64_t v)
+{
+    if (v < 10) { /* most counts */
+        *o = (char)('0' + v);
+        return o + 1;
+    }
+    unsigned n = 1;
+    for (uint64_t x = v; x >= 10; x /= 10)
+        n++;
+    for (char *p = o + n; p > o; v /= 10)
+        *--p = (char)('0' + v % 10);
+    return o + n;
+}
+
 #endif

@@ -1182,20 +1182,6 @@ static inline char *put_n(char *o, const char *s, size_t n)
     return o + n;
 }
 
-static char *put_u64(char *o, uint64_t v)
-{
-    if (v < 10) { /* most counts and histogram bins */
-        *o = (char)('0' + v);
-        return o + 1;
-    }
-    unsigned n = 1;
-    for (uint64_t x = v; x >= 10; x /= 10)
-        n++;
-    for (char *p = o + n; p > o; v /= 10)
-        *--p = (char)('0' + v % 10);
-    return o + n;
-}
-
 static char *put_bool(char *o, bool v)
 {
     return v ? put_n(o, "true", 4) : put_n(o, "false", 5);
@@ -1268,7 +1254,7 @@ static char *put_ratio(char *o, uint64_t d, uint64_t u)
         if (rem > half || (rem == half && (q & 1)))
             q++;
     }
-    o = put_u64(o, q / 1000);
+    o = sn_json_put_u64(o, q / 1000);
     unsigned f = (unsigned)(q % 1000);
     o[0] = '.';
     o[1] = (char)('0' + f / 100);
@@ -1383,7 +1369,7 @@ static char *put_topk(struct sn_agg *a, char *o, const struct topk *t, const cha
         PUT(o, "{\"v\":");
         o = put_str(a, o, vals + ord[i] * stride, t->len[ord[i]]);
         PUT(o, ",\"n\":");
-        o = put_u64(o, t->n[ord[i]]);
+        o = sn_json_put_u64(o, t->n[ord[i]]);
         *o++ = '}';
     }
     *o++ = ']';
@@ -1408,9 +1394,9 @@ static char *put_asns(char *o, const struct topk_asn *t)
         if (i)
             *o++ = ',';
         PUT(o, "{\"v\":");
-        o = put_u64(o, t->v[ord[i]]);
+        o = sn_json_put_u64(o, t->v[ord[i]]);
         PUT(o, ",\"n\":");
-        o = put_u64(o, t->n[ord[i]]);
+        o = sn_json_put_u64(o, t->n[ord[i]]);
         *o++ = '}';
     }
     *o++ = ']';
@@ -1420,15 +1406,15 @@ static char *put_asns(char *o, const struct topk_asn *t)
 static char *put_dir(char *o, const struct ent *e, int d)
 {
     PUT(o, "{\"pkts\":");
-    o = put_u64(o, e->pkts[d]);
+    o = sn_json_put_u64(o, e->pkts[d]);
     PUT(o, ",\"bytes\":");
-    o = put_u64(o, e->bytes[d]);
+    o = sn_json_put_u64(o, e->bytes[d]);
     PUT(o, ",\"payload\":");
-    o = put_u64(o, e->payload[d]);
+    o = sn_json_put_u64(o, e->payload[d]);
     PUT(o, ",\"tls_records\":");
-    o = put_u64(o, e->recs[d]);
+    o = sn_json_put_u64(o, e->recs[d]);
     PUT(o, ",\"tls_bytes\":");
-    o = put_u64(o, e->rec_bytes[d]);
+    o = sn_json_put_u64(o, e->rec_bytes[d]);
     *o++ = '}';
     return o;
 }
@@ -1462,7 +1448,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     PUT(o, "{\"type\":\"fingerprint\",\"schema\":" STR(SN_AGG_SCHEMA));
     if (a->cfg.seq) {
         PUT(o, ",\"seq\":");
-        o = put_u64(o, ++*a->cfg.seq);
+        o = sn_json_put_u64(o, ++*a->cfg.seq);
     }
     if (a->rec_fail)
         return;
@@ -1486,7 +1472,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     }
     if (e->client_asn) {
         PUT(o, ",\"asn\":");
-        o = put_u64(o, e->client_asn);
+        o = sn_json_put_u64(o, e->client_asn);
     }
     if (e->client_asn_org[0]) {
         PUT(o, ",\"asn_org\":");
@@ -1500,18 +1486,18 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     PUT(o, "\",\"snis\":");
     o = put_topk(a, o, &e->t_sni, e->v_sni[0], SNI_MAX);
     PUT(o, ",\"snis_other\":");
-    o = put_u64(o, e->t_sni.other);
+    o = sn_json_put_u64(o, e->t_sni.other);
     PUT(o, ",\"asns\":");
     o = put_asns(o, &e->t_asn);
 
     PUT(o, "},\"overflow\":");
     o = put_bool(o, e->overflow);
     PUT(o, ",\"flows\":{\"started\":");
-    o = put_u64(o, e->flows_started);
+    o = sn_json_put_u64(o, e->flows_started);
     PUT(o, ",\"ended\":");
-    o = put_u64(o, e->flows_ended);
+    o = sn_json_put_u64(o, e->flows_ended);
     PUT(o, ",\"active\":");
-    o = put_u64(o, e->flows_active);
+    o = sn_json_put_u64(o, e->flows_active);
     PUT(o, "},\"up\":");
     o = put_dir(o, e, 0);
     PUT(o, ",\"down\":");
@@ -1523,7 +1509,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
         PUT(o, "null");
 
     PUT(o, ",\"exchanges\":{\"n\":");
-    o = put_u64(o, e->ex_n);
+    o = sn_json_put_u64(o, e->ex_n);
     if (e->ex_rec && e->ex_burst)
         PUT(o, ",\"method\":\"mixed\"");
     else if (e->ex_rec)
@@ -1533,21 +1519,21 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     else
         PUT(o, ",\"method\":\"none\"");
     PUT(o, ",\"n_records\":");
-    o = put_u64(o, e->ex_rec);
+    o = sn_json_put_u64(o, e->ex_rec);
     PUT(o, ",\"n_bursts\":");
-    o = put_u64(o, e->ex_burst);
+    o = sn_json_put_u64(o, e->ex_burst);
     PUT(o, ",\"request_bytes\":");
-    o = put_u64(o, e->req_bytes);
+    o = sn_json_put_u64(o, e->req_bytes);
     PUT(o, ",\"response_bytes\":");
-    o = put_u64(o, e->resp_bytes);
+    o = sn_json_put_u64(o, e->resp_bytes);
     PUT(o, ",\"response_records\":");
-    o = put_u64(o, e->resp_records);
+    o = sn_json_put_u64(o, e->resp_records);
     PUT(o, ",\"ttfb_us_sum\":");
-    o = put_u64(o, e->ttfb_sum);
+    o = sn_json_put_u64(o, e->ttfb_sum);
     PUT(o, ",\"response_duration_us_sum\":");
-    o = put_u64(o, e->resp_dur_sum);
+    o = sn_json_put_u64(o, e->resp_dur_sum);
     PUT(o, ",\"unanswered\":");
-    o = put_u64(o, e->unanswered);
+    o = sn_json_put_u64(o, e->unanswered);
 
     PUT(o, "},\"hist\":{");
     for (unsigned h = 0; h < H_N; h++) {
@@ -1558,7 +1544,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
         for (unsigned b = 0; b < last; b++) {
             if (b)
                 *o++ = ',';
-            o = put_u64(o, e->hist[h][b]);
+            o = sn_json_put_u64(o, e->hist[h][b]);
         }
         *o++ = ']';
     }
@@ -1566,15 +1552,15 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     PUT(o, "},\"ja4\":");
     o = put_topk(a, o, &e->t_ja4, e->v_ja4[0], JA4_MAX);
     PUT(o, ",\"ja4_other\":");
-    o = put_u64(o, e->t_ja4.other);
+    o = sn_json_put_u64(o, e->t_ja4.other);
     PUT(o, ",\"ja3\":");
     o = put_topk(a, o, &e->t_ja3, e->v_ja3[0], JA3_MAX);
     PUT(o, ",\"ja3_other\":");
-    o = put_u64(o, e->t_ja3.other);
+    o = sn_json_put_u64(o, e->t_ja3.other);
     PUT(o, ",\"alpn\":");
     o = put_topk(a, o, &e->t_alpn, e->v_alpn[0], ALPN_MAX);
     PUT(o, ",\"alpn_other\":");
-    o = put_u64(o, e->t_alpn.other);
+    o = sn_json_put_u64(o, e->t_alpn.other);
 
     static const char hex[] = "0123456789abcdef";
     uint64_t sh = ent_simhash(a, e);

@@ -231,6 +231,23 @@ static inline bool all_plain(const char *s, size_t n)
     return !(t & HIGHS);
 }
 
+/* `,"key":` for a plain key of known length, with room for the value's vn bytes after it
+ * (and the NUL); returns where the value goes, or NULL when out of memory. */
+static inline __attribute__((always_inline)) char *plain_key(struct sn_json *j, const char *key,
+                                                             size_t klen, bool comma, size_t vn)
+{
+    char *o = room(j, (size_t)comma + klen + 3 + vn);
+    if (!o)
+        return NULL;
+    if (comma)
+        *o++ = ',';
+    *o++ = '"';
+    o = copy(o, key, klen);
+    *o++ = '"';
+    *o++ = ':';
+    return o;
+}
+
 /* member() for a key of unknown length: measured (libc's strlen is word-at-a-time) and
  * checked, then escaped only when it must be. */
 static char *member_scan(struct sn_json *j, const char *key, bool comma, size_t vn)
@@ -243,16 +260,7 @@ static char *member_scan(struct sn_json *j, const char *key, bool comma, size_t 
         putc_(j, ':');
         return room(j, vn);
     }
-    char *o = room(j, (size_t)comma + klen + 3 + vn);
-    if (!o)
-        return NULL;
-    if (comma)
-        *o++ = ',';
-    *o++ = '"';
-    o = copy(o, key, klen);
-    *o++ = '"';
-    *o++ = ':';
-    return o;
+    return plain_key(j, key, klen, comma, vn);
 }
 
 /* Starts a member: the comma when one is due, then `"key":` inside an object. Returns where
@@ -272,16 +280,7 @@ static inline __attribute__((always_inline)) char *member(struct sn_json *j, con
     }
     if (klen == SN_JSON_KEY_SCAN)
         return member_scan(j, key, comma, vn);
-    char *o = room(j, (size_t)comma + klen + 3 + vn);
-    if (!o)
-        return NULL;
-    if (comma)
-        *o++ = ',';
-    *o++ = '"';
-    o = copy(o, key, klen);
-    *o++ = '"';
-    *o++ = ':';
-    return o;
+    return plain_key(j, key, klen, comma, vn);
 }
 
 static void open_(struct sn_json *j, const char *key, size_t klen, char ch)

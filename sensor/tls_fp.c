@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "err.h"
+#include "json.h"
 
 bool sn_tls_fp_is_grease(uint16_t v)
 {
@@ -114,15 +115,7 @@ static void out_finish_buf(struct fp_out *o)
 /* Writes v in decimal at p; returns the digits written (1-5). */
 static size_t put_dec16(char *p, uint16_t v)
 {
-    char tmp[5];
-    size_t k = 0;
-    do {
-        tmp[k++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < k; i++)
-        p[i] = tmp[k - 1 - i];
-    return k;
+    return (size_t)(sn_json_put_u64(p, v) - p);
 }
 
 /* Decimal list joined by '-', GREASE skipped (JA3). */

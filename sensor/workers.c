@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "sink.h"
+#include "json.h"
 
 /* ---- packet rings (reader -> worker) ----
  *
@@ -460,16 +461,8 @@ static const char *seq_at(const char *data, size_t len)
 /* ,"seq":N into buf (at least 28 bytes); returns its length. */
 static size_t fmt_seq(char *buf, uint64_t v)
 {
-    char dig[20];
-    size_t n = 0;
-    do {
-        dig[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
     memcpy(buf, ",\"seq\":", 7);
-    for (size_t i = 0; i < n; i++)
-        buf[7 + i] = dig[n - 1 - i];
-    return 7 + n;
+    return (size_t)(sn_json_put_u64(buf + 7, v) - buf);
 }
 
 static void write_record(struct sn_workers *ws, const struct rec *h)
