@@ -1175,6 +1175,8 @@ int sn_agg_parse_simhash(const char *hex, uint64_t *out)
 
 
 #define PUT(o, lit) ((o) = put_n((o), (lit), sizeof(lit) - 1))
+/* A literal `,"key":` and a number after it. */
+#define PUT_U64(o, lit, v) (PUT(o, lit), (o) = sn_json_put_u64((o), (v)))
 
 static inline char *put_n(char *o, const char *s, size_t n)
 {
@@ -1368,8 +1370,7 @@ static char *put_topk(struct sn_agg *a, char *o, const struct topk *t, const cha
             *o++ = ',';
         PUT(o, "{\"v\":");
         o = put_str(a, o, vals + ord[i] * stride, t->len[ord[i]]);
-        PUT(o, ",\"n\":");
-        o = sn_json_put_u64(o, t->n[ord[i]]);
+        PUT_U64(o, ",\"n\":", t->n[ord[i]]);
         *o++ = '}';
     }
     *o++ = ']';
@@ -1393,10 +1394,8 @@ static char *put_asns(char *o, const struct topk_asn *t)
     for (unsigned i = 0; i < t->used; i++) {
         if (i)
             *o++ = ',';
-        PUT(o, "{\"v\":");
-        o = sn_json_put_u64(o, t->v[ord[i]]);
-        PUT(o, ",\"n\":");
-        o = sn_json_put_u64(o, t->n[ord[i]]);
+        PUT_U64(o, "{\"v\":", t->v[ord[i]]);
+        PUT_U64(o, ",\"n\":", t->n[ord[i]]);
         *o++ = '}';
     }
     *o++ = ']';
@@ -1405,16 +1404,11 @@ static char *put_asns(char *o, const struct topk_asn *t)
 
 static char *put_dir(char *o, const struct ent *e, int d)
 {
-    PUT(o, "{\"pkts\":");
-    o = sn_json_put_u64(o, e->pkts[d]);
-    PUT(o, ",\"bytes\":");
-    o = sn_json_put_u64(o, e->bytes[d]);
-    PUT(o, ",\"payload\":");
-    o = sn_json_put_u64(o, e->payload[d]);
-    PUT(o, ",\"tls_records\":");
-    o = sn_json_put_u64(o, e->recs[d]);
-    PUT(o, ",\"tls_bytes\":");
-    o = sn_json_put_u64(o, e->rec_bytes[d]);
+    PUT_U64(o, "{\"pkts\":", e->pkts[d]);
+    PUT_U64(o, ",\"bytes\":", e->bytes[d]);
+    PUT_U64(o, ",\"payload\":", e->payload[d]);
+    PUT_U64(o, ",\"tls_records\":", e->recs[d]);
+    PUT_U64(o, ",\"tls_bytes\":", e->rec_bytes[d]);
     *o++ = '}';
     return o;
 }
@@ -1447,8 +1441,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     a->rec_fail = !sn_json_ok(&a->wj);
     PUT(o, "{\"type\":\"fingerprint\",\"schema\":" STR(SN_AGG_SCHEMA));
     if (a->cfg.seq) {
-        PUT(o, ",\"seq\":");
-        o = sn_json_put_u64(o, ++*a->cfg.seq);
+        PUT_U64(o, ",\"seq\":", ++*a->cfg.seq);
     }
     if (a->rec_fail)
         return;
@@ -1471,8 +1464,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
         o = put_str(a, o, e->country, strlen(e->country));
     }
     if (e->client_asn) {
-        PUT(o, ",\"asn\":");
-        o = sn_json_put_u64(o, e->client_asn);
+        PUT_U64(o, ",\"asn\":", e->client_asn);
     }
     if (e->client_asn_org[0]) {
         PUT(o, ",\"asn_org\":");
@@ -1485,19 +1477,15 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     o = put_n(o, svc_src_names[e->svc_src], strlen(svc_src_names[e->svc_src]));
     PUT(o, "\",\"snis\":");
     o = put_topk(a, o, &e->t_sni, e->v_sni[0], SNI_MAX);
-    PUT(o, ",\"snis_other\":");
-    o = sn_json_put_u64(o, e->t_sni.other);
+    PUT_U64(o, ",\"snis_other\":", e->t_sni.other);
     PUT(o, ",\"asns\":");
     o = put_asns(o, &e->t_asn);
 
     PUT(o, "},\"overflow\":");
     o = put_bool(o, e->overflow);
-    PUT(o, ",\"flows\":{\"started\":");
-    o = sn_json_put_u64(o, e->flows_started);
-    PUT(o, ",\"ended\":");
-    o = sn_json_put_u64(o, e->flows_ended);
-    PUT(o, ",\"active\":");
-    o = sn_json_put_u64(o, e->flows_active);
+    PUT_U64(o, ",\"flows\":{\"started\":", e->flows_started);
+    PUT_U64(o, ",\"ended\":", e->flows_ended);
+    PUT_U64(o, ",\"active\":", e->flows_active);
     PUT(o, "},\"up\":");
     o = put_dir(o, e, 0);
     PUT(o, ",\"down\":");
@@ -1508,8 +1496,7 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
     else
         PUT(o, "null");
 
-    PUT(o, ",\"exchanges\":{\"n\":");
-    o = sn_json_put_u64(o, e->ex_n);
+    PUT_U64(o, ",\"exchanges\":{\"n\":", e->ex_n);
     if (e->ex_rec && e->ex_burst)
         PUT(o, ",\"method\":\"mixed\"");
     else if (e->ex_rec)
@@ -1518,22 +1505,14 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
         PUT(o, ",\"method\":\"bursts\"");
     else
         PUT(o, ",\"method\":\"none\"");
-    PUT(o, ",\"n_records\":");
-    o = sn_json_put_u64(o, e->ex_rec);
-    PUT(o, ",\"n_bursts\":");
-    o = sn_json_put_u64(o, e->ex_burst);
-    PUT(o, ",\"request_bytes\":");
-    o = sn_json_put_u64(o, e->req_bytes);
-    PUT(o, ",\"response_bytes\":");
-    o = sn_json_put_u64(o, e->resp_bytes);
-    PUT(o, ",\"response_records\":");
-    o = sn_json_put_u64(o, e->resp_records);
-    PUT(o, ",\"ttfb_us_sum\":");
-    o = sn_json_put_u64(o, e->ttfb_sum);
-    PUT(o, ",\"response_duration_us_sum\":");
-    o = sn_json_put_u64(o, e->resp_dur_sum);
-    PUT(o, ",\"unanswered\":");
-    o = sn_json_put_u64(o, e->unanswered);
+    PUT_U64(o, ",\"n_records\":", e->ex_rec);
+    PUT_U64(o, ",\"n_bursts\":", e->ex_burst);
+    PUT_U64(o, ",\"request_bytes\":", e->req_bytes);
+    PUT_U64(o, ",\"response_bytes\":", e->resp_bytes);
+    PUT_U64(o, ",\"response_records\":", e->resp_records);
+    PUT_U64(o, ",\"ttfb_us_sum\":", e->ttfb_sum);
+    PUT_U64(o, ",\"response_duration_us_sum\":", e->resp_dur_sum);
+    PUT_U64(o, ",\"unanswered\":", e->unanswered);
 
     PUT(o, "},\"hist\":{");
     for (unsigned h = 0; h < H_N; h++) {
@@ -1551,16 +1530,13 @@ static void emit_ent(struct sn_agg *a, const struct ent *e)
 
     PUT(o, "},\"ja4\":");
     o = put_topk(a, o, &e->t_ja4, e->v_ja4[0], JA4_MAX);
-    PUT(o, ",\"ja4_other\":");
-    o = sn_json_put_u64(o, e->t_ja4.other);
+    PUT_U64(o, ",\"ja4_other\":", e->t_ja4.other);
     PUT(o, ",\"ja3\":");
     o = put_topk(a, o, &e->t_ja3, e->v_ja3[0], JA3_MAX);
-    PUT(o, ",\"ja3_other\":");
-    o = sn_json_put_u64(o, e->t_ja3.other);
+    PUT_U64(o, ",\"ja3_other\":", e->t_ja3.other);
     PUT(o, ",\"alpn\":");
     o = put_topk(a, o, &e->t_alpn, e->v_alpn[0], ALPN_MAX);
-    PUT(o, ",\"alpn_other\":");
-    o = sn_json_put_u64(o, e->t_alpn.other);
+    PUT_U64(o, ",\"alpn_other\":", e->t_alpn.other);
 
     static const char hex[] = "0123456789abcdef";
     uint64_t sh = ent_simhash(a, e);
