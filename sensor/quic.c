@@ -18,6 +18,7 @@
 
 #include "cursor.h"
 #include "err.h"
+#include "digest.h"
 
 #define CID_MAX 20u     /* RFC 9000 17.2: connection IDs are at most 20 bytes (v1, v2) */
 #define PKT_MAX 16384u  /* larger Initials are not decrypted (real ones are <= 1500 bytes) */
@@ -29,7 +30,7 @@
 #define NVERSIONS 3u
 
 struct sn_quic_ctx {
-    EVP_MD *sha256;
+    const EVP_MD *sha256; /* borrowed from digest.c */
     EVP_CIPHER *ecb, *gcm;
     EVP_MD_CTX *work;
     EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
@@ -104,8 +105,8 @@ struct sn_quic_ctx *sn_quic_ctx_new(void)
     if (!cx)
         goto fail;
     /* Fetched once: OpenSSL 3 otherwise looks each algorithm up in a locked store on every
-     * init. */
-    cx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+     * init (SHA-256 is fetched once per process, by digest.c). */
+    cx->sha256 = sn_digest_sha256();
     cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
     cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     cx->work = EVP_MD_CTX_new();
@@ -145,7 +146,6 @@ void sn_quic_ctx_free(struct sn_quic_ctx *cx)
     }
     EVP_CIPHER_CTX_free(cx->ecb_ctx);
     EVP_CIPHER_CTX_free(cx->gcm_ctx);
-    EVP_MD_free(cx->sha256);
     EVP_CIPHER_free(cx->ecb);
     EVP_CIPHER_free(cx->gcm);
     free(cx);

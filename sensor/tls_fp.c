@@ -9,7 +9,6 @@
 #include "tls_fp.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 
 #include "err.h"
 #include "json.h"
+#include "digest.h"
 
 bool sn_tls_fp_is_grease(uint16_t v)
 {
@@ -170,25 +170,11 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* OpenSSL 3 resolves EVP_md5()/EVP_sha256() through a locked method-store lookup on every
- * EVP_DigestInit_ex; fetching each algorithm once avoids that. The fetched methods are never
- * changed after the once-routine (shared read-only by all threads) and live until exit. */
 enum { MD_MD5, MD_SHA256 };
-static const EVP_MD *md_fetched[2];
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-
-static void md_fetch_all(void)
-{
-    md_fetched[MD_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
-    md_fetched[MD_SHA256] = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
 
 static const EVP_MD *md_type(int which)
 {
-    pthread_once(&md_once, md_fetch_all);
-    if (md_fetched[which])
-        return md_fetched[which];
-    return which == MD_MD5 ? EVP_md5() : EVP_sha256(); /* fetch failed: the slow way */
+    return which == MD_MD5 ? sn_digest_md5() : sn_digest_sha256();
 }
 
 /* Starts a digest sink. */

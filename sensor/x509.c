@@ -28,6 +28,7 @@
 #include "cursor.h"
 #include "err.h"
 #include "json.h"
+#include "digest.h"
 
 /* Cuts s (n bytes) to at most cap-1 bytes without splitting a UTF-8 sequence; copies it
  * NUL-terminated into out. */
@@ -141,24 +142,10 @@ static void add_key(struct sn_x509_info *x, X509 *cert)
     }
 }
 
-/* ---- SHA-256 ---------------------------------------------------------------------------
- * OpenSSL 3 looks EVP_sha256() up in a locked method store on every digest; fetching it
- * once avoids that. The fetched method is never changed after the once-routine (shared
- * read-only by all threads) and lives until exit. */
-static const EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 static bool der_sha256(const uint8_t *der, size_t len, unsigned char md[32])
 {
     unsigned int mdlen = 0;
-    pthread_once(&sha256_once, sha256_fetch);
-    const EVP_MD *type = sha256_md ? sha256_md : EVP_sha256();
-    return EVP_Digest(der, len, md, &mdlen, type, NULL) == 1 && mdlen == 32;
+    return EVP_Digest(der, len, md, &mdlen, sn_digest_sha256(), NULL) == 1 && mdlen == 32;
 }
 
 /* ---- Our DER walker ----------------------------------------------------------------------
