@@ -159,6 +159,7 @@ struct sn_agg_flowinfo {
     const char *client_asn_org;
 };
 
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_agg_stats {
     uint64_t windows_closed, fingerprints, flows_started, flows_ended;
     uint64_t flows_pool_full;             /* sn_agg_flow_start returned NULL */

@@ -43,6 +43,7 @@ struct sn_classify_cfg {
     const char *protos_file; /* nDPI custom protocols file, or NULL; borrowed for the call */
 };
 
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_classify_stats {
     uint64_t flows;      /* sn_classify_flow_new() calls that succeeded */
     uint64_t classified; /* flows nDPI classified by inspection */

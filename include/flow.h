@@ -97,6 +97,7 @@ struct sn_flow {
     bool cls_done, settled;
 };
 
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_flow_stats {
     uint64_t created, ended, evicted, active_records, timeouts_idle, closed;
     uint64_t no_ports; /* packets of port-less protocols or non-first fragments */

@@ -56,6 +56,7 @@ struct sn_geo_info {
 };
 
 /* Counters of one handle. reloads is shared by all clones (do not sum it across handles). */
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_geo_stats {
     uint64_t lookups;    /* public addresses looked up (cache hits included) */
     uint64_t cache_hits;

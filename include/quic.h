@@ -33,6 +33,7 @@
 #define SN_QUIC_V2 0x6b3343cfu
 #define SN_QUIC_DRAFT29 0xff00001du
 
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_quic_stats {
     uint64_t flows;         /* flows whose client sent something that looked like an Initial */
     uint64_t initials;      /* client Initial packets decrypted */

@@ -37,6 +37,7 @@ struct sn_tls_cfg {
 };
 
 /* Per-module counters (summed across workers when read). */
+/* Only uint64_t counters: pipeline.c sums a set of these word by word. */
 struct sn_tls_stats {
     uint64_t flows_tls, flows_not_tls, client_hellos, server_hellos, certificates;
     uint64_t malformed, reasm_overflow, reasm_gaps, desync;

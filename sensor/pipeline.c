@@ -672,7 +672,25 @@ struct stats_sum {
     uint64_t sink_errors, bytes, reloads, reload_errors;
 };
 
-#define ADD(f) (s->tls.f += x->f)
+/* The module stats structs hold only uint64_t counters (their headers say so; the sizes are
+ * checked here), so a set of them is summed word by word, and each counter's name is written
+ * in one place: the stats record's tables. */
+_Static_assert(sizeof(struct sn_flow_stats) % sizeof(uint64_t) == 0, "flow stats: u64 only");
+_Static_assert(sizeof(struct sn_tls_stats) % sizeof(uint64_t) == 0, "tls stats: u64 only");
+_Static_assert(sizeof(struct sn_quic_stats) % sizeof(uint64_t) == 0, "quic stats: u64 only");
+_Static_assert(sizeof(struct sn_classify_stats) % sizeof(uint64_t) == 0, "classify: u64 only");
+_Static_assert(sizeof(struct sn_agg_stats) % sizeof(uint64_t) == 0, "agg stats: u64 only");
+_Static_assert(sizeof(struct sn_geo_stats) % sizeof(uint64_t) == 0, "geo stats: u64 only");
+
+static void add_counters(void *dst, const void *src, size_t size)
+{
+    uint64_t *d = dst;
+    const uint64_t *x = src;
+    for (size_t i = 0; i < size / sizeof(uint64_t); i++)
+        d[i] += x[i];
+}
+
+#define ADD_COUNTERS(sum, one) add_counters(&(sum), (one), sizeof(sum))
 
 static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_sum *s)
 {
@@ -680,61 +698,21 @@ static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_su
     for (unsigned i = 0; i < n; i++) {
         const struct sn_pipeline *p = ps[i];
         sn_decode_stats_add(&s->dec, &p->dec.st);
-        const struct sn_flow_stats *fs = sn_flow_stats(p->flows);
-        s->fl.created += fs->created;
-        s->fl.ended += fs->ended;
-        s->fl.evicted += fs->evicted;
-        s->fl.active_records += fs->active_records;
-        s->fl.timeouts_idle += fs->timeouts_idle;
-        s->fl.closed += fs->closed;
-        s->fl.no_ports += fs->no_ports;
+        ADD_COUNTERS(s->fl, sn_flow_stats(p->flows));
         s->active += sn_flow_active(p->flows);
-        const struct sn_tls_stats *x = &p->tls_st;
-        ADD(flows_tls);
-        ADD(flows_not_tls);
-        ADD(client_hellos);
-        ADD(server_hellos);
-        ADD(certificates);
-        ADD(malformed);
-        ADD(reasm_overflow);
-        ADD(reasm_gaps);
-        ADD(desync);
-        if (p->quic) {
-            const struct sn_quic_stats *q = sn_quic_ctx_stats(p->quic);
-            s->quic.flows += q->flows;
-            s->quic.initials += q->initials;
-            s->quic.client_hellos += q->client_hellos;
-            s->quic.bad_packets += q->bad_packets;
-            s->quic.gave_up += q->gave_up;
-            s->quic.reasm_overflow += q->reasm_overflow;
-        }
+        ADD_COUNTERS(s->tls, &p->tls_st);
+        if (p->quic)
+            ADD_COUNTERS(s->quic, sn_quic_ctx_stats(p->quic));
         if (p->cls) {
             struct sn_classify_stats cs = sn_classify_stats(p->cls);
-            s->cls.flows += cs.flows;
-            s->cls.classified += cs.classified;
-            s->cls.guessed += cs.guessed;
-            s->cls.unknown += cs.unknown;
-            s->cls.by_sni += cs.by_sni;
-            s->cls.pkts_fed += cs.pkts_fed;
-            s->cls.bad_pkts += cs.bad_pkts;
+            ADD_COUNTERS(s->cls, &cs);
         }
-        if (p->agg) {
-            const struct sn_agg_stats *as = sn_agg_stats(p->agg);
-            s->agg.windows_closed += as->windows_closed;
-            s->agg.fingerprints += as->fingerprints;
-            s->agg.flows_pool_full += as->flows_pool_full;
-            s->agg.overflow_entries += as->overflow_entries;
-            s->agg.overflow_pkts += as->overflow_pkts;
-            s->agg.late_pkts += as->late_pkts;
-            s->agg.forced_settles += as->forced_settles;
-        }
+        if (p->agg)
+            ADD_COUNTERS(s->agg, sn_agg_stats(p->agg));
         if (p->geo) {
             struct sn_geo_stats gs;
             sn_geo_get_stats(p->geo, &gs);
-            s->geo.lookups += gs.lookups;
-            s->geo.cache_hits += gs.cache_hits;
-            s->geo.not_found += gs.not_found;
-            s->geo.errors += gs.errors;
+            ADD_COUNTERS(s->geo, &gs);
         }
         for (int t = 0; t < SN_REC_TYPE_MAX; t++)
             s->records[t] += p->records[t];
@@ -744,8 +722,6 @@ static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_su
         s->reload_errors += p->reload_errors;
     }
 }
-
-#undef ADD
 
 /* The stats record of ps[0..n) (one pipeline, or the workers of one sensor), written by and
  * through ps[0]: inputs and capture counters are ps[0]'s, everything else is summed. */
