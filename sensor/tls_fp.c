@@ -43,9 +43,12 @@ const char *sn_tls_fp_ja4_version(uint16_t v)
 
 /* A sink for fingerprint source strings: a digest, a bounded buffer, or both. The digest
  * input is staged and fed in large pieces: a source string is made of many one- to
- * five-byte pieces, and each EVP_DigestUpdate costs far more than the bytes it hashes. */
+ * five-byte pieces, and each EVP_DigestUpdate costs far more than the bytes it hashes.
+ * A string that fits the stage is hashed in one piece at the end (or found in the memo
+ * below); only longer ones open a digest context and stream. */
 struct fp_out {
-    EVP_MD_CTX *md;
+    int which;      /* MD_NONE: buffer only; else the digest */
+    EVP_MD_CTX *md; /* opened at the first flush */
     char *buf;
     size_t cap, len; /* len counts every byte emitted, even past cap */
     bool md_err;
@@ -53,8 +56,20 @@ struct fp_out {
     char stage[512];
 };
 
+enum { MD_NONE, MD_MD5, MD_SHA256 };
+
+static const EVP_MD *md_type(int which)
+{
+    return which == MD_MD5 ? sn_digest_md5() : sn_digest_sha256();
+}
+
 static void out_flush(struct fp_out *o)
 {
+    if (!o->md && !o->md_err) {
+        o->md = EVP_MD_CTX_new();
+        if (!o->md || EVP_DigestInit_ex(o->md, md_type(o->which), NULL) != 1)
+            o->md_err = true;
+    }
     if (o->nstage && !o->md_err && EVP_DigestUpdate(o->md, o->stage, o->nstage) != 1)
         o->md_err = true;
     o->nstage = 0;
@@ -62,7 +77,7 @@ static void out_flush(struct fp_out *o)
 
 static void out_put(struct fp_out *o, const char *s, size_t n)
 {
-    if (o->md) {
+    if (o->which != MD_NONE) {
         if (o->nstage + n > sizeof(o->stage))
             out_flush(o);
         if (n > sizeof(o->stage)) {
@@ -170,29 +185,84 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-enum { MD_MD5, MD_SHA256 };
+/* Recent source strings and their digests, per thread. Most hellos come from a few client
+ * builds, so the same strings recur (JA4's sorted lists even when a browser shuffles its
+ * extensions, which changes JA3); a repeat costs a compare instead of a hash. Keyed by the
+ * whole string, compared in full: a hit gives the digest the hash would. Two ways per set,
+ * the less recently used one is replaced. 128 slots, about 70 KB per thread. */
+#define MEMO_SETS 64
+#define MEMO_SRC_MAX 512 /* longer strings are never memoised (and always streamed) */
 
-static const EVP_MD *md_type(int which)
+struct memo_slot {
+    uint16_t len; /* 0: empty */
+    uint8_t which, mdlen;
+    unsigned char md[32];
+    char src[MEMO_SRC_MAX];
+};
+
+static _Thread_local struct {
+    struct memo_slot way[MEMO_SETS][2];
+    uint8_t mru[MEMO_SETS];
+} memo;
+
+_Static_assert(sizeof(((struct fp_out *)0)->stage) <= MEMO_SRC_MAX, "a staged string fits");
+
+/* Set index of a source string: 8 bytes per step, then a finaliser (only spreads the sets). */
+static unsigned memo_set(const char *s, size_t n, int which)
 {
-    return which == MD_MD5 ? sn_digest_md5() : sn_digest_sha256();
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ULL ^ (uint64_t)which;
+    size_t i = 0;
+    for (uint64_t x; i + 8 <= n; i += 8) {
+        memcpy(&x, s + i, 8);
+        h = (h ^ x) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (unsigned)(h % MEMO_SETS);
 }
 
-/* Starts a digest sink. */
-static int md_begin(struct fp_out *o, int which)
+/* The digest of the staged string (the whole source): from the memo, else hashed in one
+ * piece and remembered. Returns 0 with md/mdlen set, or an error. */
+static int md_staged(const struct fp_out *o, unsigned char *md, unsigned int *mdlen)
 {
-    const EVP_MD *type = md_type(which);
+    unsigned set = memo_set(o->stage, o->nstage, o->which);
+    for (unsigned w = 0; w < 2; w++) {
+        const struct memo_slot *m = &memo.way[set][w];
+        if (m->len == o->nstage && m->which == o->which && o->nstage &&
+            memcmp(m->src, o->stage, o->nstage) == 0) {
+            memcpy(md, m->md, m->mdlen);
+            *mdlen = m->mdlen;
+            memo.mru[set] = (uint8_t)w;
+            return 0;
+        }
+    }
+    if (EVP_Digest(o->stage, o->nstage, md, mdlen, md_type(o->which), NULL) != 1)
+        return SN_ERR(ENOMEM, "EVP_Digest");
+    if (o->nstage && *mdlen <= sizeof(memo.way[0][0].md)) {
+        unsigned w = !memo.mru[set];
+        struct memo_slot *m = &memo.way[set][w];
+        m->len = (uint16_t)o->nstage;
+        m->which = (uint8_t)o->which;
+        m->mdlen = (uint8_t)*mdlen;
+        memcpy(m->md, md, *mdlen);
+        memcpy(m->src, o->stage, o->nstage);
+        memo.mru[set] = (uint8_t)w;
+    }
+    return 0;
+}
+
+/* Starts a digest sink. Nothing to allocate: see fp_out. */
+static void md_begin(struct fp_out *o, int which)
+{
+    o->which = which;
+    o->md = NULL;
     o->buf = NULL;
     o->cap = o->len = o->nstage = 0;
     o->md_err = false;
-    o->md = EVP_MD_CTX_new();
-    if (!o->md)
-        return SN_ERR(ENOMEM, "EVP_MD_CTX_new");
-    if (EVP_DigestInit_ex(o->md, type, NULL) != 1) {
-        EVP_MD_CTX_free(o->md);
-        o->md = NULL;
-        return SN_ERR(ENOMEM, "EVP_DigestInit_ex");
-    }
-    return 0;
 }
 
 /* Finishes a digest sink into `nhex` lowercase hex digits (+ NUL) and frees it. */
@@ -203,11 +273,15 @@ static int md_end(struct fp_out *o, char *out, size_t nhex)
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     int rc = 0;
 
-    out_flush(o);
-    if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
-        rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
-    EVP_MD_CTX_free(o->md);
-    o->md = NULL;
+    if (!o->md && !o->md_err) {
+        rc = md_staged(o, md, &mdlen);
+    } else {
+        out_flush(o);
+        if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
+            rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
+        EVP_MD_CTX_free(o->md);
+        o->md = NULL;
+    }
     if (rc)
         return rc;
     hex_lower(md, mdlen, hex);
@@ -239,9 +313,7 @@ static void ja3_emit(struct fp_out *o, const struct sn_tls_fp_hello *h)
 int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, MD_MD5);
-    if (rc)
-        return rc;
+    md_begin(&o, MD_MD5);
     ja3_emit(&o, h);
     return md_end(&o, out, 32);
 }
@@ -258,9 +330,7 @@ int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size
                    char out[SN_TLS_FP_MD5_HEX])
 {
     struct fp_out o;
-    int rc = md_begin(&o, MD_MD5);
-    if (rc)
-        return rc;
+    md_begin(&o, MD_MD5);
     out_dec(&o, version);
     out_put(&o, ",", 1);
     out_dec(&o, cipher);
@@ -428,8 +498,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
     ja4_a(h, &l, a);
     /* JA4.md: an empty list gives twelve zeros rather than the hash of "". */
     if (l.n_ciphers) {
-        if ((rc = md_begin(&o, MD_SHA256)) != 0)
-            goto done;
+        md_begin(&o, MD_SHA256);
         out_hex_list(&o, l.ciphers, l.n_ciphers);
         if ((rc = md_end(&o, b, 12)) != 0)
             goto done;
@@ -438,8 +507,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
      * not in it), twelve zeros, even if signature algorithms were present. FoxIO's Python
      * agrees (ndpi tls_cipher_lens: ..._000000000000); nDPI hashes "" there instead. */
     if (l.n_exts) {
-        if ((rc = md_begin(&o, MD_SHA256)) != 0)
-            goto done;
+        md_begin(&o, MD_SHA256);
         ja4_c_emit(&o, &l);
         if ((rc = md_end(&o, c, 12)) != 0)
             goto done;

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "err.h"
 #include "json.h"
 #include "tls_fp.h"
@@ -768,6 +770,71 @@ static void test_ja3_readme_example(void **state)
     assert_false(sn_tls_fp_is_grease(0x0a1a) || sn_tls_fp_is_grease(0x1301));
 }
 
+/* hex of the digest of s[0..n) (md: EVP_md5 or EVP_sha256), computed here independently. */
+static void ref_hex(const EVP_MD *md, const char *s, size_t n, char *out)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dn = 0;
+    assert_int_equal(EVP_Digest(s, n, d, &dn, md, NULL), 1);
+    for (unsigned i = 0; i < dn; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The digests of a hello: JA3 from its source string, JA4's two hashes from JA4_r. */
+static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
+{
+    static char src[8192];
+    char out[SN_TLS_FP_JA4_LEN], md5[SN_TLS_FP_MD5_HEX], want[2 * EVP_MAX_MD_SIZE + 1];
+    size_t n = sn_tls_fp_ja3_string(h, src, sizeof(src));
+    assert_true(n < sizeof(src));
+    ref_hex(EVP_md5(), src, n, want);
+    assert_int_equal(sn_tls_fp_ja3(h, md5), 0);
+    assert_string_equal(md5, want);
+    n = sn_tls_fp_ja4_raw(h, src, sizeof(src));
+    assert_true(n < sizeof(src));
+    char *b = strchr(src, '_'), *c = b ? strchr(b + 1, '_') : NULL;
+    assert_non_null(c);
+    assert_int_equal(sn_tls_fp_ja4(h, out), 0);
+    ref_hex(EVP_sha256(), b + 1, (size_t)(c - b - 1), want);
+    assert_memory_equal(out + 11, want, 12);
+    ref_hex(EVP_sha256(), c + 1, strlen(c + 1), want);
+    assert_memory_equal(out + 24, want, 12);
+}
+
+/* tls_fp remembers recent source strings per thread: repeats, many distinct hellos (more
+ * than it keeps) in two passes, and lists too long to remember or to stage (hashed as a
+ * stream) all give the digests of their strings. */
+static void test_fp_memo(void **state)
+{
+    (void)state;
+    static uint16_t ciphers[600], exts[600];
+    for (unsigned i = 0; i < 600; i++) {
+        ciphers[i] = (uint16_t)(0x1000 + 7 * i);
+        exts[i] = (uint16_t)(0x2000 + 13 * i);
+    }
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned k = 0; k < 400; k++) {
+            struct sn_tls_fp_hello h = doc_hello();
+            unsigned v = pass ? 399 - k : k; /* second pass: the other order */
+            h.ciphers = ciphers + v % 37;
+            h.n_ciphers = 4 + v % 11;
+            h.exts = exts + v % 41;
+            h.n_exts = 3 + v / 37;
+            check_fp_against_strings(&h);
+            check_fp_against_strings(&h); /* a repeat: from the memo */
+        }
+    size_t lens[] = {90, 100, 101, 102, 103, 110, 120, 600}; /* around 512 bytes, and far past */
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        struct sn_tls_fp_hello h = doc_hello();
+        h.ciphers = ciphers;
+        h.n_ciphers = lens[i];
+        h.exts = exts;
+        h.n_exts = lens[i];
+        check_fp_against_strings(&h);
+        check_fp_against_strings(&h);
+    }
+}
+
 /* No cipher suites and no extensions at all: JA4.md gives twelve zeros for empty lists.
  * JA3 source is "771,,,," (MD5 computed with python hashlib). */
 static void test_empty_lists(void **state)
@@ -993,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_ja4_spec_example),
         cmocka_unit_test(test_ja4_alpn_rule),
         cmocka_unit_test(test_ja3_readme_example),
+        cmocka_unit_test(test_fp_memo),
         cmocka_unit_test(test_empty_lists),
         cmocka_unit_test(test_grease_and_ip_sni),
         cmocka_unit_test(test_hello_retry_request),
