@@ -120,18 +120,15 @@ static inline void sn_json_str_k(struct sn_json *j, const char *key, size_t klen
 /* Writes v in decimal at o (at most 20 bytes, no NUL) and returns the end. The one decimal
  * formatter of the tree: record writers that build text directly (agg, the workers' merger,
  * tls_fp's JA3 lists) use it too. */
+char *sn_json_put_u64_big(char *o, uint64_t v); /* v >= 10; json.c's two-digit formatter */
+
 static inline char *sn_json_put_u64(char *o, uint64_t v)
 {
     if (v < 10) { /* most counts */
         *o = (char)('0' + v);
         return o + 1;
     }
-    unsigned n = 1;
-    for (uint64_t x = v; x >= 10; x /= 10)
-        n++;
-    for (char *p = o + n; p > o; v /= 10)
-        *--p = (char)('0' + v % 10);
-    return o + n;
+    return sn_json_put_u64_big(o, v);
 }
 
 #endif

@@ -430,6 +430,13 @@ static inline size_t ndigits(uint64_t v)
     return n + (v >= pow10[n]);
 }
 
+char *sn_json_put_u64_big(char *o, uint64_t v)
+{
+    char *e = o + ndigits(v);
+    u64_digits(v, e);
+    return e;
+}
+
 /* Writes a member whose value is the n bytes at s (already JSON text). */
 static inline __attribute__((always_inline)) void raw_member(struct sn_json *j, const char *key, size_t klen, const char *s, size_t n)
 {

@@ -219,6 +219,10 @@ static void test_integer_boundaries(void **state)
             sn_json_u64(&j, NULL, vals[i]);
             snprintf(want, sizeof(want), "%" PRIu64, vals[i]);
             assert_string_equal(j.buf, want);
+            char direct[24];
+            char *e = sn_json_put_u64(direct, vals[i]); /* the direct writers' formatter */
+            assert_int_equal((size_t)(e - direct), strlen(want));
+            assert_memory_equal(direct, want, strlen(want));
             sn_json_reset(&j);
             sn_json_i64(&j, NULL, -(int64_t)(vals[i] & INT64_MAX));
             snprintf(want, sizeof(want), "%" PRId64, -(int64_t)(vals[i] & INT64_MAX));
