@@ -253,11 +253,12 @@ static const char *name16_find(const struct name16 *t, size_t n, uint16_t v)
     return NULL;
 }
 
+/* "0x%04x" without snprintf: every TLS flow record has at least one (the cipher). */
 static void json_hex16(struct sn_json *j, const char *key, uint16_t v)
 {
-    char b[8];
-    snprintf(b, sizeof(b), "0x%04x", v);
-    sn_json_str(j, key, b);
+    static const char hx[] = "0123456789abcdef";
+    char b[6] = {'0', 'x', hx[v >> 12], hx[(v >> 8) & 15], hx[(v >> 4) & 15], hx[v & 15]};
+    sn_json_strn(j, key, b, sizeof(b));
 }
 
 static void json_group(struct sn_json *j, const char *key, uint16_t g)
