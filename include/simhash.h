@@ -36,7 +36,7 @@ uint64_t sn_simhash_fnv(uint64_t h, const char *f, size_t n);
 uint64_t sn_simhash_mix(uint64_t h);
 /* The SimHash of n features (hashes h[i], weights w[i]) at once: the same value as init,
  * add_hash for each, final. Non-negative weights summing below SN_SIMHASH_FAST_MAX take a
- * fast path (16-bit counters, four to a 64-bit word); anything else the int64 one. */
+ * fast path (16-bit counters, eight to a vector); anything else the int64 one. */
 #define SN_SIMHASH_FAST_MAX 32768
 uint64_t sn_simhash_of(const uint64_t *h, const int64_t *w, size_t n);
 /* Hamming distance. */

@@ -56,13 +56,18 @@ uint64_t sn_simhash_final(const struct sn_simhash *s)
     return r;
 }
 
-/* spread[x]: bit j of nibble x moved to bit 16 j (the low bit of 16-bit lane j). */
-static const uint64_t spread[16] = {
-    0x0000000000000000ULL, 0x0000000000000001ULL, 0x0000000000010000ULL, 0x0000000000010001ULL,
-    0x0000000100000000ULL, 0x0000000100000001ULL, 0x0000000100010000ULL, 0x0000000100010001ULL,
-    0x0001000000000000ULL, 0x0001000000000001ULL, 0x0001000000010000ULL, 0x0001000000010001ULL,
-    0x0001000100000000ULL, 0x0001000100000001ULL, 0x0001000100010000ULL, 0x0001000100010001ULL,
-};
+/* Eight 16-bit lanes (GCC vector extension: SSE2 on x86-64, plain code elsewhere). */
+typedef uint16_t lanes16 __attribute__((vector_size(16)));
+
+/* byte_lanes[x]: lane j all ones when bit j of byte x is set, else zero. */
+#define BL1_(x, j) (uint16_t)(((x) >> (j) & 1) ? 0xffff : 0)
+#define BL_(x)                                                                                   \
+    {BL1_(x, 0), BL1_(x, 1), BL1_(x, 2), BL1_(x, 3), BL1_(x, 4), BL1_(x, 5), BL1_(x, 6),         \
+     BL1_(x, 7)}
+#define BL4_(x) BL_(x), BL_((x) + 1), BL_((x) + 2), BL_((x) + 3)
+#define BL16_(x) BL4_(x), BL4_((x) + 4), BL4_((x) + 8), BL4_((x) + 12)
+#define BL64_(x) BL16_(x), BL16_((x) + 16), BL16_((x) + 32), BL16_((x) + 48)
+static const lanes16 byte_lanes[256] = {BL64_(0), BL64_(64), BL64_(128), BL64_(192)};
 
 uint64_t sn_simhash_of(const uint64_t *h, const int64_t *w, size_t n)
 {
@@ -81,23 +86,31 @@ uint64_t sn_simhash_of(const uint64_t *h, const int64_t *w, size_t n)
         return sn_simhash_final(&s);
     }
     /* v[b] = 2 P[b] - total, with P[b] the weight of the features whose bit b is set. P[b]
-     * <= total < 2^15 fits a 16-bit lane, so bit b's P sits in lane b % 4 of acc[b / 4] and
-     * one multiply adds a feature's weight to four bits. */
-    uint64_t acc[16] = {0};
+     * <= total < 2^15 fits a 16-bit lane: bit b's P sits in lane b % 8 of acc[b / 8], and one
+     * masked add per byte of a feature's hash adds its weight to eight bits. */
+    lanes16 acc[8];
+    for (unsigned k = 0; k < 8; k++)
+        acc[k] = (lanes16){0};
     for (size_t i = 0; i < n; i++) {
-        uint64_t x = h[i], wi = (uint64_t)w[i];
-#pragma GCC unroll 16
-        for (unsigned k = 0; k < 16; k++)
-            acc[k] += spread[x >> 4 * k & 15] * wi;
+        uint64_t x = h[i];
+        lanes16 wv = (lanes16){0} + (uint16_t)w[i];
+#pragma GCC unroll 8
+        for (unsigned k = 0; k < 8; k++)
+            acc[k] += byte_lanes[x >> 8 * k & 255] & wv;
     }
-    /* Bit set iff v[b] > 0 iff P[b] > floor(total / 2) =: half. Adding 0x7fff - half to each
-     * lane sets its bit 15 exactly then, without a carry into the next lane (P + 0x7fff -
-     * half < 0x7fff + 2^14). The multiply gathers the four lane bits (at 0, 16, 32, 48 after
-     * the shift) into bits 45..48 without collisions. */
-    uint64_t c = (0x7fffULL - total / 2) * 0x0001000100010001ULL, r = 0;
-    for (unsigned k = 0; k < 16; k++) {
-        uint64_t m = (acc[k] + c) >> 15 & 0x0001000100010001ULL;
-        r |= (m * 0x0000200040008001ULL >> 45 & 15) << 4 * k;
+    /* Bit set iff v[b] > 0 iff P[b] > floor(total / 2). The multiply gathers the low bits of
+     * four lanes (at 0, 16, 32, 48) into bits 45..48 without collisions. */
+    lanes16 half = (lanes16){0} + (uint16_t)(total / 2);
+    uint64_t r = 0;
+#pragma GCC unroll 8
+    for (unsigned k = 0; k < 8; k++) {
+        lanes16 gt = acc[k] > half; /* all ones where greater */
+        uint64_t q[2];
+        memcpy(q, &gt, sizeof(q));
+        for (unsigned i = 0; i < 2; i++) {
+            uint64_t m = q[i] & 0x0001000100010001ULL;
+            r |= (m * 0x0000200040008001ULL >> 45 & 15) << (8 * k + 4 * i);
+        }
     }
     return r;
 }
