@@ -189,9 +189,10 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
  * builds, so the same strings recur (JA4's sorted lists even when a browser shuffles its
  * extensions, which changes JA3); a repeat costs a compare instead of a hash. Keyed by the
  * whole string, compared in full: a hit gives the digest the hash would. Two ways per set,
- * the less recently used one is replaced. 128 slots, about 70 KB per thread. */
-#define MEMO_SETS 64
-#define MEMO_SRC_MAX 512 /* longer strings are never memoised (and always streamed) */
+ * the less recently used one is replaced. 512 slots (a few hundred distinct strings are
+ * common in a busy capture), about 150 KB per thread. */
+#define MEMO_SETS 256
+#define MEMO_SRC_MAX 256 /* longer strings (a few percent) are hashed every time */
 
 struct memo_slot {
     uint16_t len; /* 0: empty */
@@ -204,8 +205,6 @@ static _Thread_local struct {
     struct memo_slot way[MEMO_SETS][2];
     uint8_t mru[MEMO_SETS];
 } memo;
-
-_Static_assert(sizeof(((struct fp_out *)0)->stage) <= MEMO_SRC_MAX, "a staged string fits");
 
 /* Set index of a source string: 8 bytes per step, then a finaliser (only spreads the sets). */
 static unsigned memo_set(const char *s, size_t n, int which)
@@ -229,10 +228,11 @@ static unsigned memo_set(const char *s, size_t n, int which)
  * piece and remembered. Returns 0 with md/mdlen set, or an error. */
 static int md_staged(const struct fp_out *o, unsigned char *md, unsigned int *mdlen)
 {
-    unsigned set = memo_set(o->stage, o->nstage, o->which);
-    for (unsigned w = 0; w < 2; w++) {
+    bool memo_ok = o->nstage > 0 && o->nstage <= MEMO_SRC_MAX;
+    unsigned set = memo_ok ? memo_set(o->stage, o->nstage, o->which) : 0;
+    for (unsigned w = 0; memo_ok && w < 2; w++) {
         const struct memo_slot *m = &memo.way[set][w];
-        if (m->len == o->nstage && m->which == o->which && o->nstage &&
+        if (m->len == o->nstage && m->which == o->which &&
             memcmp(m->src, o->stage, o->nstage) == 0) {
             memcpy(md, m->md, m->mdlen);
             *mdlen = m->mdlen;
@@ -242,7 +242,7 @@ static int md_staged(const struct fp_out *o, unsigned char *md, unsigned int *md
     }
     if (EVP_Digest(o->stage, o->nstage, md, mdlen, md_type(o->which), NULL) != 1)
         return SN_ERR(ENOMEM, "EVP_Digest");
-    if (o->nstage && *mdlen <= sizeof(memo.way[0][0].md)) {
+    if (memo_ok && *mdlen <= sizeof(memo.way[0][0].md)) {
         unsigned w = !memo.mru[set];
         struct memo_slot *m = &memo.way[set][w];
         m->len = (uint16_t)o->nstage;
@@ -284,9 +284,9 @@ static int md_end(struct fp_out *o, char *out, size_t nhex)
     }
     if (rc)
         return rc;
-    hex_lower(md, mdlen, hex);
     if (nhex > 2 * (size_t)mdlen)
         nhex = 2 * (size_t)mdlen;
+    hex_lower(md, (nhex + 1) / 2, hex); /* only the bytes shown: JA4 keeps 6 of 32 */
     memcpy(out, hex, nhex);
     out[nhex] = '\0';
     return 0;
