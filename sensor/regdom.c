@@ -5,19 +5,29 @@
 #include <string.h>
 
 /* Public suffixes of two or more labels under which names are registered one level down.
- * Kept short and sorted only for readability; lookups are linear (called once per flow). */
-static const char *const multi_suffixes[] = {
-    "ac.jp", "ac.uk", "ac.za", "co.id", "co.il", "co.in", "co.jp", "co.kr", "co.nz", "co.th",
-    "co.uk", "co.za", "com.ar", "com.au", "com.br", "com.cn", "com.co", "com.eg", "com.hk",
-    "com.mx", "com.my", "com.ng", "com.pe", "com.ph", "com.pk", "com.sa", "com.sg", "com.tr",
-    "com.tw", "com.ua", "com.vn", "edu.au", "edu.cn", "gov.au", "gov.cn", "gov.uk", "govt.nz",
-    "gen.nz", "go.jp", "ltd.uk", "me.uk", "ne.jp", "net.au", "net.br", "net.cn", "net.nz",
-    "net.uk", "or.jp", "or.kr", "org.au", "org.br", "org.cn", "org.nz", "org.uk", "org.za",
-    "plc.uk", "sch.uk",
-    /* shared hosting: every customer name is its own site */
-    "amazonaws.com", "appspot.com", "azurewebsites.net", "blogspot.com", "cloudfront.net",
-    "github.io", "herokuapp.com", "netlify.app", "pages.dev", "vercel.app", "workers.dev",
+ * Kept short and sorted only for readability; lookups are linear (once per settled flow),
+ * comparing lengths first (known at compile time). */
+struct suffix {
+    const char *s;
+    size_t n;
 };
+#define S(lit) {(lit), sizeof(lit) - 1}
+static const struct suffix multi_suffixes[] = {
+    S("ac.jp"), S("ac.uk"), S("ac.za"), S("co.id"), S("co.il"), S("co.in"), S("co.jp"),
+    S("co.kr"), S("co.nz"), S("co.th"), S("co.uk"), S("co.za"), S("com.ar"), S("com.au"),
+    S("com.br"), S("com.cn"), S("com.co"), S("com.eg"), S("com.hk"), S("com.mx"), S("com.my"),
+    S("com.ng"), S("com.pe"), S("com.ph"), S("com.pk"), S("com.sa"), S("com.sg"), S("com.tr"),
+    S("com.tw"), S("com.ua"), S("com.vn"), S("edu.au"), S("edu.cn"), S("gov.au"), S("gov.cn"),
+    S("gov.uk"), S("govt.nz"), S("gen.nz"), S("go.jp"), S("ltd.uk"), S("me.uk"), S("ne.jp"),
+    S("net.au"), S("net.br"), S("net.cn"), S("net.nz"), S("net.uk"), S("or.jp"), S("or.kr"),
+    S("org.au"), S("org.br"), S("org.cn"), S("org.nz"), S("org.uk"), S("org.za"), S("plc.uk"),
+    S("sch.uk"),
+    /* shared hosting: every customer name is its own site */
+    S("amazonaws.com"), S("appspot.com"), S("azurewebsites.net"), S("blogspot.com"),
+    S("cloudfront.net"), S("github.io"), S("herokuapp.com"), S("netlify.app"), S("pages.dev"),
+    S("vercel.app"), S("workers.dev"),
+};
+#undef S
 
 static bool is_ip_literal(const char *s, size_t n)
 {
@@ -34,7 +44,7 @@ static bool is_ip_literal(const char *s, size_t n)
 static bool is_multi_suffix(const char *s, size_t n)
 {
     for (size_t i = 0; i < sizeof(multi_suffixes) / sizeof(multi_suffixes[0]); i++)
-        if (strlen(multi_suffixes[i]) == n && memcmp(multi_suffixes[i], s, n) == 0)
+        if (multi_suffixes[i].n == n && memcmp(multi_suffixes[i].s, s, n) == 0)
             return true;
     return false;
 }
