@@ -80,9 +80,14 @@ static uint32_t key_hash(const struct sn_flow_table *t, const struct sn_flow_key
     memcpy(&w[3], k->hi.a + 8, 8);
     w[4] = (uint64_t)k->lo_port << 48 | (uint64_t)k->hi_port << 32 | (uint64_t)k->vlan << 16 |
            (uint64_t)k->proto << 8 | k->lo.family;
+    /* Per word one xor, multiply and rotate (each a bijection of h, so keys that differ in
+     * one word never collide), then one full mix: every packet hashes its key. */
     uint64_t h = t->seed;
-    for (int i = 0; i < 5; i++)
-        h = mix64(h ^ w[i]) + 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 5; i++) {
+        h = (h ^ w[i]) * 0x9e3779b97f4a7c15ULL;
+        h = h << 31 | h >> 33;
+    }
+    h = mix64(h);
     return (uint32_t)(h ^ h >> 32);
 }
 
