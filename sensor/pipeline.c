@@ -475,10 +475,12 @@ void sn_pipeline_free(struct sn_pipeline *p)
     sn_quic_ctx_free(p->quic); /* after the flows: their QUIC state borrows it */
     sn_agg_free(p->agg);
     sn_pseudo_free(p->pseudo);
+    /* Before nDPI's teardown: freeing this large buffer consolidates glibc's fast bins, which
+     * after nDPI's hundred thousand small frees took millions of instructions. */
+    sn_json_fini(&p->js);
     sn_classify_free(p->cls);
     sn_geo_free(p->geo);
     sn_rules_free(p->rules);
-    sn_json_fini(&p->js);
     free(p);
 }
 
