@@ -7,8 +7,8 @@
  * JA4S/JA4X and the other JA4+ methods are under a non-commercial licence and are not here.
  *
  * Lists are passed in wire order and may still contain GREASE values: the functions skip
- * them. Hashes use libcrypto's EVP interface; recent source strings and their digests are
- * remembered per thread (about 70 KB), so a repeated hello costs no hashing.
+ * them. Hashes use libcrypto's EVP interface; the digests of recent lists are remembered per
+ * thread (about 150 KB), so a repeated hello costs neither formatting nor hashing.
  * Ownership: all pointers are borrowed for the call. Thread safety: any thread (the memo is
  * thread-local).
  */

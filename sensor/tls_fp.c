@@ -185,20 +185,30 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Recent source strings and their digests, per thread. Most hellos come from a few client
- * builds, so the same strings recur (JA4's sorted lists even when a browser shuffles its
- * extensions, which changes JA3); a repeat costs a compare instead of a hash. Keyed by the
- * whole string, compared in full: a hit gives the digest the hash would. Two ways per set,
- * the less recently used one is replaced. 512 slots (a few hundred distinct strings are
- * common in a busy capture), about 150 KB per thread. */
+/* Recent fingerprints, per thread. Most hellos come from a few client builds, so the same
+ * lists recur (JA4's sorted ones even when a browser shuffles its extensions, which changes
+ * JA3); a repeat costs building a key and a compare instead of formatting the source string
+ * and hashing it. The key is the list values the source string is made of (GREASE removed,
+ * each list after its length where several are joined), so equal keys of one kind mean
+ * equal strings: a hit gives the digest the hash would. Two ways per set, the less recently
+ * used one is replaced. 512 slots (a few hundred distinct lists are common in a busy
+ * capture), about 150 KB per thread. */
 #define MEMO_SETS 256
-#define MEMO_SRC_MAX 256 /* longer strings (a few percent) are hashed every time */
+#define MEMO_KEY_MAX 128 /* values; longer keys (hostile or odd hellos) are never memoised */
+
+enum { MK_JA3 = 1, MK_JA3S, MK_JA4_B, MK_JA4_C };
+
+struct memo_key {
+    uint16_t v[MEMO_KEY_MAX];
+    size_t n;
+    bool over; /* did not fit: no memo */
+};
 
 struct memo_slot {
-    uint16_t len; /* 0: empty */
-    uint8_t which, mdlen;
+    uint16_t n; /* key values; 0: empty */
+    uint8_t kind, mdlen;
     unsigned char md[32];
-    char src[MEMO_SRC_MAX];
+    uint16_t key[MEMO_KEY_MAX];
 };
 
 static _Thread_local struct {
@@ -206,53 +216,76 @@ static _Thread_local struct {
     uint8_t mru[MEMO_SETS];
 } memo;
 
-/* Set index of a source string: 8 bytes per step, then a finaliser (only spreads the sets). */
-static unsigned memo_set(const char *s, size_t n, int which)
+static void key_add(struct memo_key *k, uint16_t x)
 {
-    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ULL ^ (uint64_t)which;
-    size_t i = 0;
+    if (k->n < MEMO_KEY_MAX)
+        k->v[k->n++] = x;
+    else
+        k->over = true;
+}
+
+/* A list's length, then its values without GREASE (what out_dec_list writes). */
+static void key_list(struct memo_key *k, const uint16_t *v, size_t n)
+{
+    size_t at = k->n, cnt = 0;
+    key_add(k, 0);
+    for (size_t i = 0; i < n && !k->over; i++)
+        if (!sn_tls_fp_is_grease(v[i])) {
+            key_add(k, v[i]);
+            cnt++;
+        }
+    if (!k->over)
+        k->v[at] = (uint16_t)cnt; /* cnt < MEMO_KEY_MAX */
+}
+
+/* Set index of a key: 8 bytes per step, then a finaliser (only spreads the sets). */
+static unsigned memo_set(int kind, const struct memo_key *k)
+{
+    const unsigned char *s = (const unsigned char *)k->v;
+    size_t n = k->n * sizeof(k->v[0]), i = 0;
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ULL ^ (uint64_t)kind;
     for (uint64_t x; i + 8 <= n; i += 8) {
         memcpy(&x, s + i, 8);
         h = (h ^ x) * 0xff51afd7ed558ccdULL;
         h ^= h >> 32;
     }
     for (; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 0x100000001b3ULL;
+        h = (h ^ s[i]) * 0x100000001b3ULL;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return (unsigned)(h % MEMO_SETS);
 }
 
-/* The digest of the staged string (the whole source): from the memo, else hashed in one
- * piece and remembered. Returns 0 with md/mdlen set, or an error. */
-static int md_staged(const struct fp_out *o, unsigned char *md, unsigned int *mdlen)
+static bool memo_get(int kind, const struct memo_key *k, unsigned set, unsigned char *md,
+                     unsigned int *mdlen)
 {
-    bool memo_ok = o->nstage > 0 && o->nstage <= MEMO_SRC_MAX;
-    unsigned set = memo_ok ? memo_set(o->stage, o->nstage, o->which) : 0;
-    for (unsigned w = 0; memo_ok && w < 2; w++) {
+    for (unsigned w = 0; w < 2; w++) {
         const struct memo_slot *m = &memo.way[set][w];
-        if (m->len == o->nstage && m->which == o->which &&
-            memcmp(m->src, o->stage, o->nstage) == 0) {
+        if (m->n == k->n && m->kind == kind &&
+            memcmp(m->key, k->v, k->n * sizeof(k->v[0])) == 0) {
             memcpy(md, m->md, m->mdlen);
             *mdlen = m->mdlen;
             memo.mru[set] = (uint8_t)w;
-            return 0;
+            return true;
         }
     }
-    if (EVP_Digest(o->stage, o->nstage, md, mdlen, md_type(o->which), NULL) != 1)
-        return SN_ERR(ENOMEM, "EVP_Digest");
-    if (memo_ok && *mdlen <= sizeof(memo.way[0][0].md)) {
-        unsigned w = !memo.mru[set];
-        struct memo_slot *m = &memo.way[set][w];
-        m->len = (uint16_t)o->nstage;
-        m->which = (uint8_t)o->which;
-        m->mdlen = (uint8_t)*mdlen;
-        memcpy(m->md, md, *mdlen);
-        memcpy(m->src, o->stage, o->nstage);
-        memo.mru[set] = (uint8_t)w;
-    }
-    return 0;
+    return false;
+}
+
+static void memo_put(int kind, const struct memo_key *k, unsigned set, const unsigned char *md,
+                     unsigned int mdlen)
+{
+    if (mdlen > sizeof(memo.way[0][0].md))
+        return;
+    unsigned w = !memo.mru[set];
+    struct memo_slot *m = &memo.way[set][w];
+    m->n = (uint16_t)k->n;
+    m->kind = (uint8_t)kind;
+    m->mdlen = (uint8_t)mdlen;
+    memcpy(m->md, md, mdlen);
+    memcpy(m->key, k->v, k->n * sizeof(k->v[0]));
+    memo.mru[set] = (uint8_t)w;
 }
 
 /* Starts a digest sink. Nothing to allocate: see fp_out. */
@@ -265,25 +298,47 @@ static void md_begin(struct fp_out *o, int which)
     o->md_err = false;
 }
 
-/* Finishes a digest sink into `nhex` lowercase hex digits (+ NUL) and frees it. */
-static int md_end(struct fp_out *o, char *out, size_t nhex)
+/* Finishes a digest sink into md/mdlen and frees it: a string that stayed in the stage is
+ * hashed in one piece. Returns 0 or an error. */
+static int md_final(struct fp_out *o, unsigned char *md, unsigned int *mdlen)
+{
+    int rc = 0;
+    if (!o->md && !o->md_err) {
+        if (EVP_Digest(o->stage, o->nstage, md, mdlen, md_type(o->which), NULL) != 1)
+            rc = SN_ERR(ENOMEM, "EVP_Digest");
+        return rc;
+    }
+    out_flush(o);
+    if (o->md_err || EVP_DigestFinal_ex(o->md, md, mdlen) != 1)
+        rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
+    EVP_MD_CTX_free(o->md);
+    o->md = NULL;
+    return rc;
+}
+
+/* Writes the source string of a fingerprint into a digest sink. */
+typedef void (*emit_fn)(struct fp_out *o, const void *arg);
+
+/* The first `nhex` lowercase hex digits (+ NUL) of the digest of emit's string, from the
+ * memo under (kind, key) when there, else computed and remembered. */
+static int fp_digest(int kind, const struct memo_key *k, int which, emit_fn emit,
+                     const void *arg, char *out, size_t nhex)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    int rc = 0;
-
-    if (!o->md && !o->md_err) {
-        rc = md_staged(o, md, &mdlen);
-    } else {
-        out_flush(o);
-        if (o->md_err || EVP_DigestFinal_ex(o->md, md, &mdlen) != 1)
-            rc = SN_ERR(ENOMEM, "EVP_DigestFinal_ex");
-        EVP_MD_CTX_free(o->md);
-        o->md = NULL;
+    bool use_memo = !k->over && k->n > 0;
+    unsigned set = use_memo ? memo_set(kind, k) : 0;
+    if (!use_memo || !memo_get(kind, k, set, md, &mdlen)) {
+        struct fp_out o;
+        md_begin(&o, which);
+        emit(&o, arg);
+        int rc = md_final(&o, md, &mdlen);
+        if (rc)
+            return rc;
+        if (use_memo)
+            memo_put(kind, k, set, md, mdlen);
     }
-    if (rc)
-        return rc;
     if (nhex > 2 * (size_t)mdlen)
         nhex = 2 * (size_t)mdlen;
     hex_lower(md, (nhex + 1) / 2, hex); /* only the bytes shown: JA4 keeps 6 of 32 */
@@ -310,12 +365,24 @@ static void ja3_emit(struct fp_out *o, const struct sn_tls_fp_hello *h)
     }
 }
 
+static void ja3_emit_cb(struct fp_out *o, const void *arg)
+{
+    ja3_emit(o, arg);
+}
+
 int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
 {
-    struct fp_out o;
-    md_begin(&o, MD_MD5);
-    ja3_emit(&o, h);
-    return md_end(&o, out, 32);
+    struct memo_key k = {.n = 0};
+    key_add(&k, h->legacy_version);
+    key_list(&k, h->ciphers, h->n_ciphers);
+    key_list(&k, h->exts, h->n_exts);
+    key_list(&k, h->groups, h->n_groups);
+    key_add(&k, (uint16_t)(h->n_point_formats < MEMO_KEY_MAX ? h->n_point_formats : 0));
+    if (h->n_point_formats >= MEMO_KEY_MAX)
+        k.over = true;
+    for (size_t i = 0; i < h->n_point_formats && !k.over; i++)
+        key_add(&k, h->point_formats[i]);
+    return fp_digest(MK_JA3, &k, MD_MD5, ja3_emit_cb, h, out, 32);
 }
 
 size_t sn_tls_fp_ja3_string(const struct sn_tls_fp_hello *h, char *buf, size_t cap)
@@ -326,17 +393,31 @@ size_t sn_tls_fp_ja3_string(const struct sn_tls_fp_hello *h, char *buf, size_t c
     return o.len;
 }
 
+struct ja3s_in {
+    uint16_t version, cipher;
+    const uint16_t *exts;
+    size_t n_exts;
+};
+
+static void ja3s_emit_cb(struct fp_out *o, const void *arg)
+{
+    const struct ja3s_in *in = arg;
+    out_dec(o, in->version);
+    out_put(o, ",", 1);
+    out_dec(o, in->cipher);
+    out_put(o, ",", 1);
+    out_dec_list(o, in->exts, in->n_exts);
+}
+
 int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size_t n_exts,
                    char out[SN_TLS_FP_MD5_HEX])
 {
-    struct fp_out o;
-    md_begin(&o, MD_MD5);
-    out_dec(&o, version);
-    out_put(&o, ",", 1);
-    out_dec(&o, cipher);
-    out_put(&o, ",", 1);
-    out_dec_list(&o, exts, n_exts);
-    return md_end(&o, out, 32);
+    struct ja3s_in in = {version, cipher, exts, n_exts};
+    struct memo_key k = {.n = 0};
+    key_add(&k, version);
+    key_add(&k, cipher);
+    key_list(&k, exts, n_exts);
+    return fp_digest(MK_JA3S, &k, MD_MD5, ja3s_emit_cb, &in, out, 32);
 }
 
 /* ---- JA4 ---------------------------------------------------------------------------- */
@@ -487,10 +568,20 @@ static void ja4_c_emit(struct fp_out *o, const struct ja4_lists *l)
     }
 }
 
+static void ja4_c_emit_cb(struct fp_out *o, const void *arg)
+{
+    ja4_c_emit(o, arg);
+}
+
+static void ja4_b_emit_cb(struct fp_out *o, const void *arg)
+{
+    const struct ja4_lists *l = arg;
+    out_hex_list(o, l->ciphers, l->n_ciphers);
+}
+
 int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
 {
     struct ja4_lists l;
-    struct fp_out o;
     char a[11], b[13] = "000000000000", c[13] = "000000000000";
     int rc = ja4_lists_make(&l, h);
     if (rc)
@@ -498,18 +589,25 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
     ja4_a(h, &l, a);
     /* JA4.md: an empty list gives twelve zeros rather than the hash of "". */
     if (l.n_ciphers) {
-        md_begin(&o, MD_SHA256);
-        out_hex_list(&o, l.ciphers, l.n_ciphers);
-        if ((rc = md_end(&o, b, 12)) != 0)
+        struct memo_key k = {.n = 0}; /* the sorted list itself */
+        for (size_t i = 0; i < l.n_ciphers && !k.over; i++)
+            key_add(&k, l.ciphers[i]);
+        if ((rc = fp_digest(MK_JA4_B, &k, MD_SHA256, ja4_b_emit_cb, &l, b, 12)) != 0)
             goto done;
     }
     /* JA4.md: "If there are no extensions in the sorted extensions list" (SNI and ALPN are
      * not in it), twelve zeros, even if signature algorithms were present. FoxIO's Python
      * agrees (ndpi tls_cipher_lens: ..._000000000000); nDPI hashes "" there instead. */
     if (l.n_exts) {
-        md_begin(&o, MD_SHA256);
-        ja4_c_emit(&o, &l);
-        if ((rc = md_end(&o, c, 12)) != 0)
+        struct memo_key k = {.n = 0}; /* sorted extensions after their count, then sigalgs */
+        key_add(&k, (uint16_t)(l.n_exts < MEMO_KEY_MAX ? l.n_exts : 0));
+        if (l.n_exts >= MEMO_KEY_MAX)
+            k.over = true;
+        for (size_t i = 0; i < l.n_exts && !k.over; i++)
+            key_add(&k, l.exts[i]);
+        for (size_t i = 0; i < l.n_sigalgs && !k.over; i++)
+            key_add(&k, l.sigalgs[i]);
+        if ((rc = fp_digest(MK_JA4_C, &k, MD_SHA256, ja4_c_emit_cb, &l, c, 12)) != 0)
             goto done;
     }
     /* snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c): 10 + 1 + 12 + 1 + 12 chars */

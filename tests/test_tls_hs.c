@@ -801,9 +801,10 @@ static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
     assert_memory_equal(out + 24, want, 12);
 }
 
-/* tls_fp remembers recent source strings per thread: repeats, many distinct hellos (more
- * than it keeps) in two passes, and lists too long to remember or to stage (hashed as a
- * stream) all give the digests of their strings. */
+/* tls_fp remembers recent fingerprints per thread, keyed by their lists: repeats, many
+ * distinct hellos (more than it keeps) in two passes, values moved between lists, and lists
+ * too long to remember or to stage (hashed as a stream) all give the digests of their
+ * strings. */
 static void test_fp_memo(void **state)
 {
     (void)state;
@@ -823,7 +824,25 @@ static void test_fp_memo(void **state)
             check_fp_against_strings(&h);
             check_fp_against_strings(&h); /* a repeat: from the memo */
         }
-    size_t lens[] = {90, 100, 101, 102, 103, 110, 120, 600}; /* around 512 bytes, and far past */
+    /* The same values split differently between lists: different strings, never one memo
+     * entry (JA3: ciphers/extensions; JA4_c: extensions/signature algorithms). */
+    static const uint16_t vals[] = {0x1301, 0x1302, 0x000a, 0x000b, 0x0403, 0x0804};
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (size_t cut = 1; cut < 6; cut++) {
+            struct sn_tls_fp_hello h = doc_hello();
+            h.ciphers = vals;
+            h.n_ciphers = cut;
+            h.exts = vals + cut;
+            h.n_exts = 6 - cut;
+            check_fp_against_strings(&h);
+            h = doc_hello();
+            h.exts = vals;
+            h.n_exts = cut;
+            h.sigalgs = vals + cut;
+            h.n_sigalgs = 6 - cut;
+            check_fp_against_strings(&h);
+        }
+    size_t lens[] = {40, 60, 62, 63, 64, 90, 100, 101, 102, 103, 110, 120, 127, 128, 129, 600};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         struct sn_tls_fp_hello h = doc_hello();
         h.ciphers = ciphers;
