@@ -116,14 +116,27 @@ static int ivec_push(struct ivec *v, uint32_t x)
     return 0;
 }
 
-static uint32_t hash_str(const char *s)
+/* Hash of the n bytes at s: eight bytes per step (rule lookups hash every SNI suffix, JA4
+ * and JA3 of every flow), then a finaliser. */
+static uint32_t hash_mem(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    size_t i = 0;
+    for (uint64_t x; i + 8 <= n; i += 8) {
+        memcpy(&x, s + i, 8);
+        h = (h ^ x) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
     }
-    return h;
+    if (i < n) {
+        uint64_t x = 0;
+        for (unsigned k = 0; i < n; i++, k += 8)
+            x |= (uint64_t)(uint8_t)s[i] << k;
+        h = (h ^ x) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (uint32_t)h;
 }
 
 static void smap_fini(struct smap *m)
@@ -135,11 +148,12 @@ static void smap_fini(struct smap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static const struct smap_ent *smap_get(const struct smap *m, const char *key)
+/* The entry for key (n = strlen(key)), or NULL. */
+static const struct smap_ent *smap_get(const struct smap *m, const char *key, size_t n)
 {
     if (!m->bucket)
         return NULL;
-    uint32_t h = hash_str(key);
+    uint32_t h = hash_mem(key, n);
     for (uint32_t i = m->bucket[h & m->mask]; i != UINT32_MAX; i = m->ent[i].next)
         if (m->ent[i].hash == h && strcmp(m->ent[i].key, key) == 0)
             return &m->ent[i];
@@ -166,7 +180,8 @@ static int smap_rehash(struct smap *m, uint32_t nb)
 /* Adds id under key (creating the entry). *first gets the first id stored under key. */
 static int smap_add(struct smap *m, const char *key, uint32_t id, uint32_t *first)
 {
-    const struct smap_ent *found = smap_get(m, key);
+    size_t klen = strlen(key);
+    const struct smap_ent *found = smap_get(m, key, klen);
     struct smap_ent *e = (struct smap_ent *)found;
     if (!e) {
         if (m->n == m->cap) {
@@ -180,7 +195,7 @@ static int smap_add(struct smap *m, const char *key, uint32_t id, uint32_t *firs
         e = &m->ent[m->n];
         memset(e, 0, sizeof(*e));
         e->key = key;
-        e->hash = hash_str(key);
+        e->hash = hash_mem(key, klen);
         uint32_t nb = m->bucket ? m->mask + 1 : 0;
         m->n++;
         if (m->n * 2 > nb) {
@@ -1030,9 +1045,9 @@ static void consider_all(struct best *b, const struct ivec *v)
         consider(b, v->v[i]);
 }
 
-static void consider_key(struct best *b, const struct smap *m, const char *key)
+static void consider_key(struct best *b, const struct smap *m, const char *key, size_t n)
 {
-    const struct smap_ent *e = smap_get(m, key);
+    const struct smap_ent *e = smap_get(m, key, n);
     if (e)
         consider_all(b, &e->ids);
 }
@@ -1070,24 +1085,24 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
         if (q.sni_len)
             q.sni = sni;
     }
-    size_t unused;
-    q.ja4 = r->any_ja4 && norm(ja4, sizeof(ja4), in->ja4, &unused) ? ja4 : NULL;
-    q.ja3 = r->any_ja3 && norm(ja3, sizeof(ja3), in->ja3, &unused) ? ja3 : NULL;
-    q.app = r->any_app && norm(app, sizeof(app), in->app, &unused) ? app : NULL;
+    size_t ja4_n = 0, ja3_n = 0, app_n = 0;
+    q.ja4 = r->any_ja4 && norm(ja4, sizeof(ja4), in->ja4, &ja4_n) ? ja4 : NULL;
+    q.ja3 = r->any_ja3 && norm(ja3, sizeof(ja3), in->ja3, &ja3_n) ? ja3 : NULL;
+    q.app = r->any_app && norm(app, sizeof(app), in->app, &app_n) ? app : NULL;
 
     struct best b = {.set = r, .q = &q};
     if (q.sni) {
-        consider_key(&b, &r->exact, q.sni);
+        consider_key(&b, &r->exact, q.sni, q.sni_len);
         if (r->suffix.n) {
             for (const char *p = q.sni; p; p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL)
-                consider_key(&b, &r->suffix, p);
+                consider_key(&b, &r->suffix, p, q.sni_len - (size_t)(p - q.sni));
         }
         consider_all(&b, &r->glob);
     }
     if (q.ja4)
-        consider_key(&b, &r->ja4, q.ja4);
+        consider_key(&b, &r->ja4, q.ja4, ja4_n);
     if (q.ja3)
-        consider_key(&b, &r->ja3, q.ja3);
+        consider_key(&b, &r->ja3, q.ja3, ja3_n);
     if (q.server) {
         const struct trie *t = &r->trie[q.server->family == 4 ? 0 : 1];
         unsigned max = q.server->family == 4 ? 32 : 128;
@@ -1102,7 +1117,7 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
         }
     }
     if (q.app && r->app.n) {
-        consider_key(&b, &r->app, q.app);
+        consider_key(&b, &r->app, q.app, app_n);
         char part[sizeof(app)];
         for (const char *p = q.app;;) {
             const char *dot = strchr(p, '.');
@@ -1111,7 +1126,7 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
             size_t n = dot ? (size_t)(dot - p) : strlen(p);
             memcpy(part, p, n);
             part[n] = '\0';
-            consider_key(&b, &r->app, part);
+            consider_key(&b, &r->app, part, n);
             if (!dot)
                 break;
             p = dot + 1;
