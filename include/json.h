@@ -63,6 +63,14 @@ void sn_json_ts(struct sn_json *j, const char *key, int64_t usec);
 /* Appends a newline (end of an NDJSON record). */
 void sn_json_nl(struct sn_json *j);
 
+/* Direct writing, for record builders that know their text (like agg's fingerprints):
+ * sn_json_raw_begin writes the comma due at the current depth and returns where at most n
+ * bytes go (room for them and the NUL is reserved), or NULL when out of memory. The caller
+ * writes one or more complete members ("key":value, joined by commas; or array values),
+ * balanced and already escaped, then passes the end to sn_json_raw_end. */
+char *sn_json_raw_begin(struct sn_json *j, size_t n);
+void sn_json_raw_end(struct sn_json *j, char *end);
+
 /* ---- keys of known length (see "Keys and speed" above) ---- */
 
 #define SN_JSON_KEY_SCAN ((size_t)-1) /* length unknown: measure and escape at run time */

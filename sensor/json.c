@@ -550,6 +550,16 @@ void sn_json_ts_k(struct sn_json *j, const char *key, size_t klen, int64_t usec)
     end(j, e);
 }
 
+char *sn_json_raw_begin(struct sn_json *j, size_t n)
+{
+    return member(j, NULL, 0, n);
+}
+
+void sn_json_raw_end(struct sn_json *j, char *o)
+{
+    end(j, o);
+}
+
 void sn_json_nl(struct sn_json *j)
 {
     putc_(j, '\n');

@@ -40,6 +40,8 @@ struct sn_pipeline {
     struct sn_flow_table *flows;
     struct sn_json js;
     char sensor[128];
+    char sensor_json[1024]; /* ,"sensor":"<escaped>" and ,"run":N when set: every record's */
+    size_t sensor_json_len;
     uint64_t seq;
     uint64_t records[SN_REC_TYPE_MAX];
     uint64_t sink_errors;
@@ -68,17 +70,49 @@ struct sn_pipeline {
 
 /* ---- record output ---- */
 
+/* Appends a literal to o. */
+#define PUT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) += sizeof(lit) - 1)
+
+/* Every record starts {"type":..,"schema":1,"seq":N,"sensor":..(,"run":..): written
+ * directly, with the sensor part escaped once (sensor_json_make). */
 static void begin_record(struct sn_pipeline *p, enum sn_rec_type t)
 {
-    sn_json_reset(&p->js);
-    sn_json_obj_begin(&p->js, NULL);
-    sn_json_str(&p->js, "type", sn_rec_type_name(t));
-    sn_json_u64(&p->js, "schema", 1);
-    if (!p->no_seq)
-        sn_json_u64(&p->js, "seq", ++p->seq);
-    sn_json_str(&p->js, "sensor", p->sensor);
+    struct sn_json *j = &p->js;
+    sn_json_reset(j);
+    sn_json_obj_begin(j, NULL);
+    const char *name = sn_rec_type_name(t);
+    size_t nlen = strlen(name);
+    char *o = sn_json_raw_begin(j, nlen + 64 + p->sensor_json_len);
+    if (!o)
+        return;
+    PUT(o, "\"type\":\"");
+    memcpy(o, name, nlen);
+    o += nlen;
+    PUT(o, "\",\"schema\":1");
+    if (!p->no_seq) {
+        PUT(o, ",\"seq\":");
+        o = sn_json_put_u64(o, ++p->seq);
+    }
+    memcpy(o, p->sensor_json, p->sensor_json_len);
+    sn_json_raw_end(j, o + p->sensor_json_len);
+}
+
+/* ,"sensor":"<id>" (escaped) and ,"run":N when there is a run id, for begin_record. */
+static void sensor_json_make(struct sn_pipeline *p)
+{
+    struct sn_json t;
+    sn_json_init(&t);
+    sn_json_obj_begin(&t, NULL);
+    sn_json_str(&t, "sensor", p->sensor);
     if (p->cfg->run_id)
-        sn_json_i64(&p->js, "run", p->cfg->run_id);
+        sn_json_i64(&t, "run", p->cfg->run_id);
+    p->sensor_json_len = 0;
+    if (sn_json_ok(&t) && t.len < sizeof(p->sensor_json)) { /* 127 bytes escaped fit */
+        t.buf[0] = ','; /* the object's '{' */
+        memcpy(p->sensor_json, t.buf, t.len);
+        p->sensor_json_len = t.len;
+    }
+    sn_json_fini(&t);
 }
 
 static void end_record(struct sn_pipeline *p, enum sn_rec_type t, const char *key, size_t keylen)
@@ -175,19 +209,29 @@ static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_fl
     return sn_rules_match_memo(p->rules, &q, &memo);
 }
 
-/* name/namelen: a plain key (KEY()). */
+/* name/namelen: a plain key (KEY()). Written directly: four members, twice per record. */
 static void json_dir(struct sn_json *j, const char *name, size_t namelen,
                      const struct sn_flow_dir *d, bool tcp)
 {
-    sn_json_obj_begin_k(j, name, namelen);
-    sn_json_u64(j, "pkts", d->pkts);
-    sn_json_u64(j, "bytes", d->bytes);
-    sn_json_u64(j, "payload", d->payload);
+    char *o = sn_json_raw_begin(j, namelen + 160);
+    if (!o)
+        return;
+    *o++ = '"';
+    memcpy(o, name, namelen);
+    o += namelen;
+    PUT(o, "\":{\"pkts\":");
+    o = sn_json_put_u64(o, d->pkts);
+    PUT(o, ",\"bytes\":");
+    o = sn_json_put_u64(o, d->bytes);
+    PUT(o, ",\"payload\":");
+    o = sn_json_put_u64(o, d->payload);
     if (tcp) {
-        char fl[9];
-        sn_json_strn(j, "tcp_flags", fl, tcp_flags_str(d->tcp_flags, fl));
+        PUT(o, ",\"tcp_flags\":\"");
+        o += tcp_flags_str(d->tcp_flags, o);
+        *o++ = '"';
     }
-    sn_json_obj_end(j);
+    *o++ = '}';
+    sn_json_raw_end(j, o);
 }
 
 static bool proto_has_ports(uint8_t proto)
@@ -368,6 +412,7 @@ struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_
         snprintf(p->sensor, sizeof(p->sensor), "%s", cfg->sensor_id);
     else if (gethostname(p->sensor, sizeof(p->sensor) - 1) != 0)
         snprintf(p->sensor, sizeof(p->sensor), "spanprint");
+    sensor_json_make(p);
     struct sn_flow_cfg fc = {
         .max = cfg->flow_max,
         .idle_s = cfg->flow_idle_timeout,

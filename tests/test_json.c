@@ -240,6 +240,35 @@ static void test_integer_boundaries(void **state)
     sn_json_fini(&j);
 }
 
+/* Direct writing takes the comma due at its depth and leaves the writer usable. */
+static void test_raw_members(void **state)
+{
+    (void)state;
+    struct sn_json j;
+    sn_json_init(&j);
+    sn_json_obj_begin(&j, NULL);
+    char *o = sn_json_raw_begin(&j, 32);
+    assert_non_null(o);
+    memcpy(o, "\"a\":1,\"b\":{}", 13);
+    sn_json_raw_end(&j, o + 13);
+    sn_json_u64(&j, "c", 2);
+    o = sn_json_raw_begin(&j, 8);
+    memcpy(o, "\"d\":3", 5);
+    sn_json_raw_end(&j, o + 5);
+    sn_json_arr_begin(&j, "e");
+    o = sn_json_raw_begin(&j, 8);
+    memcpy(o, "4", 1);
+    sn_json_raw_end(&j, o + 1);
+    o = sn_json_raw_begin(&j, 8);
+    memcpy(o, "5", 1);
+    sn_json_raw_end(&j, o + 1);
+    sn_json_arr_end(&j);
+    sn_json_obj_end(&j);
+    assert_true(sn_json_ok(&j));
+    assert_string_equal(j.buf, "{\"a\":1,\"b\":{},\"c\":2,\"d\":3,\"e\":[4,5]}");
+    sn_json_fini(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_key_paths_agree),
         cmocka_unit_test(test_string_scan_positions),
         cmocka_unit_test(test_integer_boundaries),
+        cmocka_unit_test(test_raw_members),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }
