@@ -240,6 +240,15 @@ static void test_integer_boundaries(void **state)
     sn_json_fini(&j);
 }
 
+/* Writes the literal through sn_json_raw_begin/_end. */
+#define RAW(j, lit)                                                                                \
+    do {                                                                                           \
+        char *o_ = sn_json_raw_begin((j), sizeof(lit) - 1);                                        \
+        assert_non_null(o_);                                                                       \
+        memcpy(o_, (lit), sizeof(lit) - 1);                                                        \
+        sn_json_raw_end((j), o_ + sizeof(lit) - 1);                                                \
+    } while (0)
+
 /* Direct writing takes the comma due at its depth and leaves the writer usable. */
 static void test_raw_members(void **state)
 {
@@ -247,21 +256,12 @@ static void test_raw_members(void **state)
     struct sn_json j;
     sn_json_init(&j);
     sn_json_obj_begin(&j, NULL);
-    char *o = sn_json_raw_begin(&j, 32);
-    assert_non_null(o);
-    memcpy(o, "\"a\":1,\"b\":{}", 13);
-    sn_json_raw_end(&j, o + 13);
+    RAW(&j, "\"a\":1,\"b\":{}");
     sn_json_u64(&j, "c", 2);
-    o = sn_json_raw_begin(&j, 8);
-    memcpy(o, "\"d\":3", 5);
-    sn_json_raw_end(&j, o + 5);
+    RAW(&j, "\"d\":3");
     sn_json_arr_begin(&j, "e");
-    o = sn_json_raw_begin(&j, 8);
-    memcpy(o, "4", 1);
-    sn_json_raw_end(&j, o + 1);
-    o = sn_json_raw_begin(&j, 8);
-    memcpy(o, "5", 1);
-    sn_json_raw_end(&j, o + 1);
+    RAW(&j, "4");
+    RAW(&j, "5");
     sn_json_arr_end(&j);
     sn_json_obj_end(&j);
     assert_true(sn_json_ok(&j));
