@@ -179,9 +179,20 @@ static void json_endpoint(struct sn_pipeline *p, const char *name, size_t namele
 {
     struct sn_json *j = &p->js;
     sn_json_obj_begin_k(j, name, namelen);
-    sn_json_strn(j, "ip", ip, iplen);
-    if (has_ports)
-        sn_json_u64(j, "port", port);
+    /* "ip" and "port" written directly: the text is an address or a "p:" pseudonym (hex),
+     * nothing to escape. */
+    char *o = sn_json_raw_begin(j, iplen + 32);
+    if (o) {
+        PUT(o, "\"ip\":\"");
+        memcpy(o, ip, iplen);
+        o += iplen;
+        *o++ = '"';
+        if (has_ports) {
+            PUT(o, ",\"port\":");
+            o = sn_json_put_u64(o, port);
+        }
+        sn_json_raw_end(j, o);
+    }
     struct sn_geo_info gi;
     sn_geo_lookup(p->geo, a, &gi);
     sn_geo_json(&gi, j);
