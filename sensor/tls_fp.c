@@ -190,10 +190,11 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
  * JA3); a repeat costs building a key and a compare instead of formatting the source string
  * and hashing it. The key is the list values the source string is made of (GREASE removed,
  * each list after its length where several are joined), so equal keys of one kind mean
- * equal strings: a hit gives the digest the hash would. Two ways per set, the less recently
- * used one is replaced. 512 slots (a few hundred distinct lists are common in a busy
- * capture), about 150 KB per thread. */
-#define MEMO_SETS 256
+ * equal strings: a hit gives the digest the hash would. Eight ways per set (two or four
+ * left conflict misses with a few hundred distinct lists, common in a busy capture), the
+ * least recently used one is replaced. 512 slots, about 150 KB per thread. */
+#define MEMO_SETS 64
+#define MEMO_WAYS 8
 #define MEMO_KEY_MAX 128 /* values; longer keys (hostile or odd hellos) are never memoised */
 
 enum { MK_JA3 = 1, MK_JA3S, MK_JA4_B, MK_JA4_C };
@@ -207,13 +208,14 @@ struct memo_key {
 struct memo_slot {
     uint16_t n; /* key values; 0: empty */
     uint8_t kind, mdlen;
+    uint32_t used; /* memo.clock at the last hit or fill: the smallest is replaced */
     unsigned char md[32];
     uint16_t key[MEMO_KEY_MAX];
 };
 
 static _Thread_local struct {
-    struct memo_slot way[MEMO_SETS][2];
-    uint8_t mru[MEMO_SETS];
+    struct memo_slot way[MEMO_SETS][MEMO_WAYS];
+    uint32_t clock;
 } memo;
 
 static void key_add(struct memo_key *k, uint16_t x)
@@ -260,13 +262,13 @@ static unsigned memo_set(int kind, const struct memo_key *k)
 static bool memo_get(int kind, const struct memo_key *k, unsigned set, unsigned char *md,
                      unsigned int *mdlen)
 {
-    for (unsigned w = 0; w < 2; w++) {
-        const struct memo_slot *m = &memo.way[set][w];
+    for (unsigned w = 0; w < MEMO_WAYS; w++) {
+        struct memo_slot *m = &memo.way[set][w];
         if (m->n == k->n && m->kind == kind &&
             memcmp(m->key, k->v, k->n * sizeof(k->v[0])) == 0) {
             memcpy(md, m->md, m->mdlen);
             *mdlen = m->mdlen;
-            memo.mru[set] = (uint8_t)w;
+            m->used = ++memo.clock;
             return true;
         }
     }
@@ -278,14 +280,16 @@ static void memo_put(int kind, const struct memo_key *k, unsigned set, const uns
 {
     if (mdlen > sizeof(memo.way[0][0].md))
         return;
-    unsigned w = !memo.mru[set];
-    struct memo_slot *m = &memo.way[set][w];
+    struct memo_slot *m = &memo.way[set][0];
+    for (unsigned w = 1; w < MEMO_WAYS; w++) /* the oldest (by age, so the clock may wrap) */
+        if (memo.clock - memo.way[set][w].used > memo.clock - m->used)
+            m = &memo.way[set][w];
     m->n = (uint16_t)k->n;
     m->kind = (uint8_t)kind;
     m->mdlen = (uint8_t)mdlen;
+    m->used = ++memo.clock;
     memcpy(m->md, md, mdlen);
     memcpy(m->key, k->v, k->n * sizeof(k->v[0]));
-    memo.mru[set] = (uint8_t)w;
 }
 
 /* Starts a digest sink. Nothing to allocate: see fp_out. */
