@@ -83,6 +83,7 @@ static uint32_t key_hash(const struct sn_flow_table *t, const struct sn_flow_key
     /* Per word one xor, multiply and rotate (each a bijection of h, so keys that differ in
      * one word never collide), then one full mix: every packet hashes its key. */
     uint64_t h = t->seed;
+#pragma GCC unroll 5
     for (int i = 0; i < 5; i++) {
         h = (h ^ w[i]) * 0x9e3779b97f4a7c15ULL;
         h = h << 31 | h >> 33;
