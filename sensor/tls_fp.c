@@ -432,12 +432,35 @@ static int cmp_u16(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* LSD radix sort, low byte then high byte, through tmp[n]: linear, for long lists. */
+static void radix_u16(uint16_t *v, uint16_t *tmp, size_t n)
+{
+    size_t lo[257] = {0}, hi[257] = {0};
+    for (size_t i = 0; i < n; i++) {
+        lo[(v[i] & 0xff) + 1]++;
+        hi[(v[i] >> 8) + 1]++;
+    }
+    for (unsigned b = 1; b < 257; b++) {
+        lo[b] += lo[b - 1];
+        hi[b] += hi[b - 1];
+    }
+    for (size_t i = 0; i < n; i++) /* stable by low byte into tmp */
+        tmp[lo[v[i] & 0xff]++] = v[i];
+    for (size_t i = 0; i < n; i++) /* stable by high byte back into v */
+        v[hi[tmp[i] >> 8]++] = tmp[i];
+}
+
 /* Ascending sort of a hello's lists. Real hellos have a few dozen values, where insertion
- * sort beats qsort's per-comparison callback; long (hostile) lists keep qsort's n log n. */
+ * sort beats anything else; longer lists (some clients offer over a hundred cipher suites)
+ * take a radix sort, and very long (hostile) ones qsort's n log n without a buffer. */
 static void sort_u16(uint16_t *v, size_t n)
 {
     if (n > 64) {
-        qsort(v, n, sizeof(uint16_t), cmp_u16);
+        uint16_t tmp[1024];
+        if (n <= sizeof(tmp) / sizeof(tmp[0]))
+            radix_u16(v, tmp, n);
+        else
+            qsort(v, n, sizeof(uint16_t), cmp_u16);
         return;
     }
     for (size_t i = 1; i < n; i++) {

@@ -783,7 +783,7 @@ static void ref_hex(const EVP_MD *md, const char *s, size_t n, char *out)
 /* The digests of a hello: JA3 from its source string, JA4's two hashes from JA4_r. */
 static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
 {
-    static char src[8192];
+    static char src[32768];
     char out[SN_TLS_FP_JA4_LEN], md5[SN_TLS_FP_MD5_HEX], want[2 * EVP_MAX_MD_SIZE + 1];
     size_t n = sn_tls_fp_ja3_string(h, src, sizeof(src));
     assert_true(n < sizeof(src));
@@ -794,6 +794,17 @@ static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
     assert_true(n < sizeof(src));
     char *b = strchr(src, '_'), *c = b ? strchr(b + 1, '_') : NULL;
     assert_non_null(c);
+    /* JA4_r's cipher and extension lists are sorted (insertion, radix or qsort by length) */
+    for (const char *part = b + 1; part; part = part == b + 1 ? c + 1 : NULL) {
+        unsigned long prev = 0;
+        for (const char *p = part; *p && *p != '_';) {
+            char *e;
+            unsigned long v = strtoul(p, &e, 16);
+            assert_true(e == p + 4 && v >= prev);
+            prev = v;
+            p = *e == ',' ? e + 1 : e;
+        }
+    }
     assert_int_equal(sn_tls_fp_ja4(h, out), 0);
     ref_hex(EVP_sha256(), b + 1, (size_t)(c - b - 1), want);
     assert_memory_equal(out + 11, want, 12);
@@ -808,10 +819,10 @@ static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
 static void test_fp_memo(void **state)
 {
     (void)state;
-    static uint16_t ciphers[600], exts[600];
-    for (unsigned i = 0; i < 600; i++) {
-        ciphers[i] = (uint16_t)(0x1000 + 7 * i);
-        exts[i] = (uint16_t)(0x2000 + 13 * i);
+    static uint16_t ciphers[1100], exts[1100];
+    for (unsigned i = 0; i < 1100; i++) { /* not in order, with repeats */
+        ciphers[i] = (uint16_t)(0x1000 + (7919 * i) % 3001);
+        exts[i] = (uint16_t)(0x2000 + (104729 * i) % 4099);
     }
     for (unsigned pass = 0; pass < 2; pass++)
         for (unsigned k = 0; k < 400; k++) {
@@ -842,7 +853,8 @@ static void test_fp_memo(void **state)
             h.n_sigalgs = 6 - cut;
             check_fp_against_strings(&h);
         }
-    size_t lens[] = {40, 60, 62, 63, 64, 90, 100, 101, 102, 103, 110, 120, 127, 128, 129, 600};
+    size_t lens[] = {40, 60, 62, 63, 64, 65, 90, 100, 101, 102, 103, 110, 120, 127, 128, 129,
+                     600, 1024, 1025, 1100};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         struct sn_tls_fp_hello h = doc_hello();
         h.ciphers = ciphers;
