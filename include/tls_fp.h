@@ -8,7 +8,8 @@
  *
  * Lists are passed in wire order and may still contain GREASE values: the functions skip
  * them. Hashes use libcrypto's EVP interface; the digests of recent lists are remembered per
- * thread (about 150 KB), so a repeated hello costs neither formatting nor hashing.
+ * thread (about 150 KB, allocated at the thread's first fingerprint and freed when it
+ * exits), so a repeated hello costs neither formatting nor hashing.
  * Ownership: all pointers are borrowed for the call. Thread safety: any thread (the memo is
  * thread-local).
  */

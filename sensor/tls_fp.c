@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 #include "err.h"
@@ -192,7 +194,8 @@ static void hex_lower(const unsigned char *p, size_t n, char *out)
  * each list after its length where several are joined), so equal keys of one kind mean
  * equal strings: a hit gives the digest the hash would. Eight ways per set (two or four
  * left conflict misses with a few hundred distinct lists, common in a busy capture), the
- * least recently used one is replaced. 512 slots, about 150 KB per thread. */
+ * least recently used one is replaced. 512 slots, about 150 KB per thread that makes
+ * fingerprints. */
 #define MEMO_SETS 64
 #define MEMO_WAYS 8
 #define MEMO_KEY_MAX 128 /* values; longer keys (hostile or odd hellos) are never memoised */
@@ -208,15 +211,48 @@ struct memo_key {
 struct memo_slot {
     uint16_t n; /* key values; 0: empty */
     uint8_t kind, mdlen;
-    uint32_t used; /* memo.clock at the last hit or fill: the smallest is replaced */
+    uint32_t used; /* the table's clock at the last hit or fill: the oldest is replaced */
     unsigned char md[32];
     uint16_t key[MEMO_KEY_MAX];
 };
 
-static _Thread_local struct {
+struct memo {
     struct memo_slot way[MEMO_SETS][MEMO_WAYS];
     uint32_t clock;
-} memo;
+};
+
+/* A thread's table is allocated at its first fingerprint (threads that never make one, such
+ * as a Kafka client's, pay nothing) and freed when the thread exits. */
+static _Thread_local struct memo *memo_tab;
+static pthread_key_t memo_key; /* its destructor frees a thread's table */
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+static bool memo_key_ok;
+
+static void memo_destroy(void *t)
+{
+    free(t);
+}
+
+static void memo_key_make(void)
+{
+    memo_key_ok = pthread_key_create(&memo_key, memo_destroy) == 0;
+}
+
+/* This thread's table, or NULL (out of memory, or no key to free it with): no memo. */
+static struct memo *memo_table(void)
+{
+    if (!memo_tab) {
+        pthread_once(&memo_once, memo_key_make);
+        if (!memo_key_ok)
+            return NULL;
+        memo_tab = calloc(1, sizeof(*memo_tab));
+        if (memo_tab && pthread_setspecific(memo_key, memo_tab) != 0) {
+            free(memo_tab);
+            memo_tab = NULL;
+        }
+    }
+    return memo_tab;
+}
 
 static void key_add(struct memo_key *k, uint16_t x)
 {
@@ -259,35 +295,35 @@ static unsigned memo_set(int kind, const struct memo_key *k)
     return (unsigned)(h % MEMO_SETS);
 }
 
-static bool memo_get(int kind, const struct memo_key *k, unsigned set, unsigned char *md,
-                     unsigned int *mdlen)
+static bool memo_get(struct memo *t, int kind, const struct memo_key *k, unsigned set,
+                     unsigned char *md, unsigned int *mdlen)
 {
     for (unsigned w = 0; w < MEMO_WAYS; w++) {
-        struct memo_slot *m = &memo.way[set][w];
+        struct memo_slot *m = &t->way[set][w];
         if (m->n == k->n && m->kind == kind &&
             memcmp(m->key, k->v, k->n * sizeof(k->v[0])) == 0) {
             memcpy(md, m->md, m->mdlen);
             *mdlen = m->mdlen;
-            m->used = ++memo.clock;
+            m->used = ++t->clock;
             return true;
         }
     }
     return false;
 }
 
-static void memo_put(int kind, const struct memo_key *k, unsigned set, const unsigned char *md,
-                     unsigned int mdlen)
+static void memo_put(struct memo *t, int kind, const struct memo_key *k, unsigned set,
+                     const unsigned char *md, unsigned int mdlen)
 {
-    if (mdlen > sizeof(memo.way[0][0].md))
+    if (mdlen > sizeof(t->way[0][0].md))
         return;
-    struct memo_slot *m = &memo.way[set][0];
+    struct memo_slot *m = &t->way[set][0];
     for (unsigned w = 1; w < MEMO_WAYS; w++) /* the oldest (by age, so the clock may wrap) */
-        if (memo.clock - memo.way[set][w].used > memo.clock - m->used)
-            m = &memo.way[set][w];
+        if (t->clock - t->way[set][w].used > t->clock - m->used)
+            m = &t->way[set][w];
     m->n = (uint16_t)k->n;
     m->kind = (uint8_t)kind;
     m->mdlen = (uint8_t)mdlen;
-    m->used = ++memo.clock;
+    m->used = ++t->clock;
     memcpy(m->md, md, mdlen);
     memcpy(m->key, k->v, k->n * sizeof(k->v[0]));
 }
@@ -331,17 +367,17 @@ static int fp_digest(int kind, const struct memo_key *k, int which, emit_fn emit
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    bool use_memo = !k->over && k->n > 0;
-    unsigned set = use_memo ? memo_set(kind, k) : 0;
-    if (!use_memo || !memo_get(kind, k, set, md, &mdlen)) {
+    struct memo *t = !k->over && k->n > 0 ? memo_table() : NULL;
+    unsigned set = t ? memo_set(kind, k) : 0;
+    if (!t || !memo_get(t, kind, k, set, md, &mdlen)) {
         struct fp_out o;
         md_begin(&o, which);
         emit(&o, arg);
         int rc = md_final(&o, md, &mdlen);
         if (rc)
             return rc;
-        if (use_memo)
-            memo_put(kind, k, set, md, mdlen);
+        if (t)
+            memo_put(t, kind, k, set, md, mdlen);
     }
     if (nhex > 2 * (size_t)mdlen)
         nhex = 2 * (size_t)mdlen;

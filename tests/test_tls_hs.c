@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -783,7 +784,7 @@ static void ref_hex(const EVP_MD *md, const char *s, size_t n, char *out)
 /* The digests of a hello: JA3 from its source string, JA4's two hashes from JA4_r. */
 static void check_fp_against_strings(const struct sn_tls_fp_hello *h)
 {
-    static char src[32768];
+    static _Thread_local char src[32768]; /* the memo test runs this in threads too */
     char out[SN_TLS_FP_JA4_LEN], md5[SN_TLS_FP_MD5_HEX], want[2 * EVP_MAX_MD_SIZE + 1];
     size_t n = sn_tls_fp_ja3_string(h, src, sizeof(src));
     assert_true(n < sizeof(src));
@@ -864,6 +865,30 @@ static void test_fp_memo(void **state)
         check_fp_against_strings(&h);
         check_fp_against_strings(&h);
     }
+}
+
+static void *fp_thread(void *arg)
+{
+    (void)arg;
+    for (unsigned k = 0; k < 50; k++) {
+        struct sn_tls_fp_hello h = doc_hello();
+        h.n_ciphers = 1 + k % 15;
+        check_fp_against_strings(&h);
+    }
+    return NULL;
+}
+
+/* Each thread has its own memo, freed when the thread exits (LeakSanitizer would see a
+ * leak otherwise). */
+static void test_fp_memo_threads(void **state)
+{
+    (void)state;
+    pthread_t t[3];
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, fp_thread, NULL), 0);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    fp_thread(NULL);
 }
 
 /* No cipher suites and no extensions at all: JA4.md gives twelve zeros for empty lists.
@@ -1092,6 +1117,7 @@ int main(void)
         cmocka_unit_test(test_ja4_alpn_rule),
         cmocka_unit_test(test_ja3_readme_example),
         cmocka_unit_test(test_fp_memo),
+        cmocka_unit_test(test_fp_memo_threads),
         cmocka_unit_test(test_empty_lists),
         cmocka_unit_test(test_grease_and_ip_sni),
         cmocka_unit_test(test_hello_retry_request),
