@@ -63,6 +63,10 @@ bool sn_tls_is_tls(const struct sn_tls *t);
  * sync and fingerprints fall back to packet bursts). */
 bool sn_tls_synced(const struct sn_tls *t, int dir);
 
+/* Does this TCP payload start with a TLS application_data record header (TLS 1.0-1.3 record
+ * version, sane length)? A flow picked up mid-stream shows that much of being TLS. */
+bool sn_tls_app_record_start(const uint8_t *p, size_t caplen);
+
 /* The handshake metadata (borrowed, never NULL once sn_tls_new succeeded). */
 const struct sn_tls_meta *sn_tls_meta(const struct sn_tls *t);
 

@@ -540,6 +540,32 @@ void sn_pipeline_free(struct sn_pipeline *p)
     free(p);
 }
 
+/* Flows whose protocol our parsers can tell from packets nDPI 4.2 has no dissector for: a
+ * TCP flow picked up mid-stream whose payload starts with a TLS application_data record
+ * header, no hello seen (nDPI's TLS dissector needs a ClientHello or a ServerHello), and a
+ * UDP/443 flow that starts with a QUIC short-header packet (no Initial: nDPI's QUIC
+ * dissector needs a long header). Fed on, nDPI would run its other dissectors over
+ * encrypted bytes up to --ndpi-max-pkts packets and then guess from ports and addresses,
+ * which is what it gives at once here. Checked against nDPI's own answers on every flow of
+ * the real captures under ../shared/data and tests/ and of the bench captures: no result
+ * changed. */
+static bool opaque_to_ndpi(const struct sn_flow *f, const struct sn_pkt *pkt, bool is_new)
+{
+    if (pkt->proto == 6) {
+        if (!f->mid_stream)
+            return false;
+        if (f->tls) {
+            const struct sn_tls_meta *m = sn_tls_meta(f->tls);
+            if (sn_tls_meta_has_client_hello(m) || sn_tls_meta_has_server_hello(m))
+                return false;
+        }
+        return sn_tls_app_record_start(pkt->payload, pkt->payload_caplen);
+    }
+    /* RFC 9000 17.3: a short header has the form bit clear and the fixed bit set. */
+    return pkt->proto == 17 && is_new && !f->tls && f->server_port == 443 &&
+           pkt->payload_caplen > 0 && (pkt->payload[0] & 0xc0) == 0x40;
+}
+
 void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uint32_t caplen,
                         uint32_t wirelen, int64_t ts_us)
 {
@@ -619,6 +645,9 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
             /* No SNI: nDPI has seen the ClientHello; its certificate dissection adds
              * nothing we use. */
             sn_classify_finish(p->cls, f->cls);
+            f->cls_done = true;
+        } else if (!sn_classify_known(f->cls) && opaque_to_ndpi(f, &pkt, is_new)) {
+            sn_classify_finish(p->cls, f->cls); /* nDPI's guess, as after its last packet */
             f->cls_done = true;
         }
     }

@@ -295,6 +295,11 @@ static bool resync_hdr(const uint8_t *p, size_t caplen)
            len <= REC_MAX;
 }
 
+bool sn_tls_app_record_start(const uint8_t *p, size_t caplen)
+{
+    return resync_hdr(p, caplen);
+}
+
 static void record_seen(struct sn_tls *t, int dir, uint8_t type, uint32_t len, int64_t ts_us)
 {
     struct tls_dir *d = &t->d[dir];

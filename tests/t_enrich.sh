@@ -37,6 +37,15 @@ check "--geo-lookup-all looks up documentation addresses" grep -q '"client":{"ip
 "$SP" -r "$P/fp/bulk_download.pcap" --sensor-id t --geo-city "$G/spanprint-test-city.mmdb" >"$TMP/bulk2.jsonl"
 check "documentation addresses marked without lookup" grep -q '"client":{"ip":"198.51.100.7","port":[0-9]*,"geo":{"scope":"documentation"}' "$TMP/bulk2.jsonl"
 
+# Flows nDPI cannot dissect from what it gets (tests/tools/make_opaque_pcap.py): TLS records
+# picked up mid-stream and QUIC short headers get nDPI's port guess after one packet each,
+# the same answer nDPI gives after all 12; the HTTP control flow is fed as usual (2).
+"$SP" -r "$P/opaque_to_ndpi.pcap" --sensor-id t >"$TMP/opaque.jsonl"
+check "mid-stream TLS records: nDPI's guess" grep -q '"server":{"ip":"192.0.2.10","port":443[,}].*"app":{"proto":"TLS","master":"TLS","category":"Web","guessed":true}' "$TMP/opaque.jsonl"
+check "QUIC short headers: nDPI's answer (Unknown)" grep -q '"server":{"ip":"192.0.2.11","port":443[,}].*"app":{"proto":"Unknown"}' "$TMP/opaque.jsonl"
+check "HTTP control flow named" grep -q '"server":{"ip":"192.0.2.12","port":8080[,}].*"app":{"proto":"HTTP"' "$TMP/opaque.jsonl"
+check "one packet each to nDPI for the opaque flows, two for HTTP" grep -q '"pkts_fed":4,' "$TMP/opaque.jsonl"
+
 # User errors.
 "$SP" -r "$P/sll2_tls.pcap" --geo-city "$TMP/missing.mmdb" >"$TMP/o" 2>"$TMP/e"; rc=$?
 check_eq "missing database: enrichment off, exit 0" 0 "$rc"
