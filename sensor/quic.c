@@ -466,8 +466,7 @@ static int frames(struct sn_quic *q, const uint8_t *p, size_t len)
         uint64_t type = varint(&c);
         switch (type) {
         case 0x00: /* PADDING: runs of zero bytes */
-            for (uint8_t b; sn_cur_peek8(&c, 0, &b) && b == 0;)
-                sn_cur_skip(&c, 1);
+            sn_cur_skip_run(&c, 0);
             break;
         case 0x01: /* PING */
             break;
