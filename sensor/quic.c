@@ -176,7 +176,12 @@ struct sn_quic_ctx *sn_quic_ctx_new(void)
     cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     cx->ecb_ctx = EVP_CIPHER_CTX_new();
     cx->gcm_ctx = EVP_CIPHER_CTX_new();
-    if (!cx->ecb || !cx->gcm || !cx->ecb_ctx || !cx->gcm_ctx)
+    /* The cipher contexts are set up here, once: a packet then only sets a key (and the
+     * nonce), as passing the cipher again would free and rebuild the provider's context. */
+    if (!cx->ecb || !cx->gcm || !cx->ecb_ctx || !cx->gcm_ctx ||
+        !EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, NULL, NULL, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
+        !EVP_DecryptInit_ex2(cx->gcm_ctx, cx->gcm, NULL, NULL, NULL))
         goto fail;
     /* The salts are constants: their HMAC pads are digested once, here. */
     for (size_t i = 0; i < NSALTS; i++)
@@ -526,8 +531,7 @@ static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_
     if (rest < 4 + SAMPLE_LEN || pn_off + rest > PKT_MAX)
         return -SN_EPROTO;
     /* Sample: 16 bytes starting 4 bytes after the packet number's start. */
-    if (!EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, q->hp, NULL, NULL) ||
-        !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
+    if (!EVP_EncryptInit_ex2(cx->ecb_ctx, NULL, q->hp, NULL, NULL) ||
         !EVP_EncryptUpdate(cx->ecb_ctx, mask, &n, pkt + pn_off + 4, SAMPLE_LEN) || n != 16)
         return -SN_EPROTO;
     uint8_t first = (uint8_t)(pkt[0] ^ (mask[0] & 0x0f)); /* long header: low 4 bits */
@@ -549,7 +553,7 @@ static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_
     const uint8_t *ct = pkt + pn_off + pn_len;
     size_t ct_len = rest - pn_len - TAG_LEN;
     EVP_CIPHER_CTX *g = cx->gcm_ctx;
-    if (!EVP_DecryptInit_ex2(g, cx->gcm, q->key, nonce, NULL) ||
+    if (!EVP_DecryptInit_ex2(g, NULL, q->key, nonce, NULL) ||
         !EVP_DecryptUpdate(g, NULL, &n, cx->aad, (int)(pn_off + pn_len)) ||
         !EVP_DecryptUpdate(g, cx->plain, &n, ct, (int)ct_len) ||
         !EVP_CIPHER_CTX_ctrl(g, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(ct + ct_len)) ||
