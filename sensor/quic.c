@@ -437,9 +437,9 @@ static int crypto_frame(struct sn_quic *q, struct sn_cur *c)
 
 /* Google's frames in T050/T051 Initials (as Chromium's QuicFramer writes them from version
  * 47 on, and Wireshark decodes them): a one-byte type; CRYPTO 0x08 with IETF varints,
- * PING 0x07, and PADDING 0x00, which fills the rest of the packet. Anything else (an ACK
- * 0x40..0x7f, a STREAM 0x80..0xff...) ends the walk: it does not come before the ClientHello
- * (nDPI gives up there too). */
+ * PING 0x07, and PADDING 0x00, which fills the rest of the packet. Anything else ends the
+ * walk (CRYPTO data before it is kept): an ACK (0x40..0x7f), which only a retransmitted
+ * Initial may carry ahead of its CRYPTO frame, or a STREAM frame (0x80..0xff). */
 static int gquic_frames(struct sn_quic *q, const uint8_t *p, size_t len)
 {
     struct sn_cur c = sn_cur_make(p, len);
