@@ -88,8 +88,10 @@ bool sn_classify_packet(struct sn_classify *c, struct sn_classify_flow *f, const
  * classification is over already. */
 /* Over QUIC (SN_CLASSIFY_TLS_QUIC) the names are nDPI's QUIC ones: "QUIC.YouTube", or "QUIC"
  * (with the address-list guess, "QUIC.Azure"), no port refinement; there a NULL or empty sni
- * (a QUIC flow without a usable ClientHello) gives "QUIC" plus the address guess. */
-enum sn_classify_tls_over { SN_CLASSIFY_TLS_TCP, SN_CLASSIFY_TLS_QUIC };
+ * (a QUIC flow without a usable ClientHello) gives "QUIC" plus the address guess.
+ * SN_CLASSIFY_TLS_DOQ is QUIC whose ClientHello offers "doq..." first (DNS over QUIC, RFC
+ * 9250 and its drafts): nDPI's QUIC dissector then says "QUIC.DoH_DoT", whatever the SNI. */
+enum sn_classify_tls_over { SN_CLASSIFY_TLS_TCP, SN_CLASSIFY_TLS_QUIC, SN_CLASSIFY_TLS_DOQ };
 bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
                      enum sn_classify_tls_over over, const char *sni,
                      const struct sn_addr *client, uint16_t client_port,

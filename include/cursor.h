@@ -129,6 +129,21 @@ static inline bool sn_cur_skip(struct sn_cur *c, size_t n)
     return true;
 }
 
+/* Skips the run of bytes equal to b at the cursor (QUIC PADDING: up to a kilobyte of zeros),
+ * comparing a word at a time. Returns the run's length; never fails. */
+static inline size_t sn_cur_skip_run(struct sn_cur *c, uint8_t b)
+{
+    const uint8_t *p = c->p;
+    const uint64_t pat = 0x0101010101010101ull * b;
+    for (uint64_t w; c->end - p >= 8 && (memcpy(&w, p, 8), w == pat);)
+        p += 8;
+    while (p < c->end && *p == b)
+        p++;
+    size_t n = (size_t)(p - c->p);
+    c->p = p;
+    return n;
+}
+
 /* Copies n bytes into out (which holds at least n). */
 static inline bool sn_cur_copy(struct sn_cur *c, void *out, size_t n)
 {

@@ -543,8 +543,9 @@ bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
 {
     if (!c || !f || f->done || !f->nf)
         return false;
+    bool quic = over != SN_CLASSIFY_TLS_TCP;
     /* QUIC without a name: nDPI says "QUIC" (plus its address guess). */
-    if ((!sni || !sni[0]) && over != SN_CLASSIFY_TLS_QUIC)
+    if ((!sni || !sni[0]) && !quic)
         return false;
     size_t n = sni ? strnlen(sni, 255) : 0;
     /* A wildcard-looking name matches as its suffix, as nDPI does for SNI. */
@@ -557,9 +558,8 @@ bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
         memcpy(name, sni, n);
     name[n] = '\0';
     /* QUIC: nDPI's QUIC dissector matches the SNI under QUIC and has no port refinement. */
-    uint16_t base = over == SN_CLASSIFY_TLS_QUIC ? NDPI_PROTOCOL_QUIC : NDPI_PROTOCOL_TLS;
-    uint16_t master = over == SN_CLASSIFY_TLS_QUIC ? NDPI_PROTOCOL_QUIC
-                                                   : tls_master_by_port(client_port, server_port);
+    uint16_t base = quic ? NDPI_PROTOCOL_QUIC : NDPI_PROTOCOL_TLS;
+    uint16_t master = quic ? NDPI_PROTOCOL_QUIC : tls_master_by_port(client_port, server_port);
     ndpi_protocol_match_result m;
     memset(&m, 0, sizeof(m));
     uint16_t app = n ? ndpi_match_host_subprotocol(c->mod, f->nf, name, (u_int)n, &m, base)
@@ -576,6 +576,9 @@ bool sn_classify_tls(struct sn_classify *c, struct sn_classify_flow *f,
         if (app == NDPI_PROTOCOL_UNKNOWN)
             app = master;
     }
+    /* DNS over QUIC: nDPI renames the flow after its SNI match (keeping that category). */
+    if (over == SN_CLASSIFY_TLS_DOQ)
+        app = NDPI_PROTOCOL_DOH_DOT;
     SN_NDPI_MASTER(p) = master;
     SN_NDPI_APP(p) = app;
     if (p.category == NDPI_PROTOCOL_CATEGORY_UNSPECIFIED)

@@ -635,6 +635,10 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
         enum sn_classify_tls_over over = sn_tls_is_quic(f->tls) || quic_nohello
                                              ? SN_CLASSIFY_TLS_QUIC
                                              : SN_CLASSIFY_TLS_TCP;
+        /* nDPI's DNS-over-QUIC rule: the first ALPN offered starts with "doq". */
+        const char *alpn = m && over == SN_CLASSIFY_TLS_QUIC ? sn_tls_meta_alpn(m) : NULL;
+        if (alpn && strncmp(alpn, "doq", 3) == 0)
+            over = SN_CLASSIFY_TLS_DOQ;
         if (((m && sn_tls_meta_has_client_hello(m)) || quic_nohello) &&
             sn_classify_tls(p->cls, f->cls, over, m ? sn_tls_meta_sni(m) : NULL, &f->client,
                             f->client_port, &f->server, f->server_port))

@@ -1,13 +1,18 @@
 /* quic: ClientHello extraction from client QUIC Initial packets. See include/quic.h.
  *
  * Cost: a flow's keys are derived once, from the DCID of its first client Initial (five
- * HMAC-SHA256 over a digest method fetched once per thread); each Initial then costs one
- * AES-128-ECB block (header protection) and one AES-128-GCM decryption of ~1.2 KB, with
- * cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
+ * HMAC-SHA256, 14 SHA-256 blocks, the salts' padded blocks being digested once per thread);
+ * each Initial then costs one AES-128-ECB block (header protection) and one AES-128-GCM
+ * decryption of ~1.2 KB, with cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
  * to the per-thread scratch buffer, CRYPTO data to the flow's buffer (allocated on its first
  * CRYPTO frame, freed with the flow state).
  */
 #define SN_LOG_MOD "quic"
+/* The key derivation's HMACs use libcrypto's SHA256_Init/Update/Final, deprecated since
+ * OpenSSL 3.0 (but built by Debian and the other distributions): a SHA256_CTX is a plain
+ * struct, copied for free, while an EVP digest context costs a provider call and an
+ * allocation per copy, init and final, which was 40% of a flow's key derivation. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "quic.h"
 
 #include <errno.h>
@@ -15,10 +20,10 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "cursor.h"
 #include "err.h"
-#include "digest.h"
 
 #define CID_MAX 20u     /* RFC 9000 17.2: connection IDs are at most 20 bytes (v1, v2) */
 #define PKT_MAX 16384u  /* larger Initials are not decrypted (real ones are <= 1500 bytes) */
@@ -27,14 +32,17 @@
 #define HS_HDR 4u
 #define HS_CLIENT_HELLO 1
 
-#define NVERSIONS 3u
+/* Initial salts (the HKDF-Extract salt for the client's first DCID), by family. */
+enum { SALT_D22, SALT_D23, SALT_D29, SALT_V1, SALT_V2, SALT_T050, SALT_T051, NSALTS };
+
+/* An HMAC-SHA256 key with its padded blocks digested: (key ^ ipad) and (key ^ opad). */
+struct hmac_key {
+    SHA256_CTX in, out;
+};
 
 struct sn_quic_ctx {
-    const EVP_MD *sha256; /* borrowed from digest.c */
     EVP_CIPHER *ecb, *gcm;
-    EVP_MD_CTX *work;
-    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
-    EVP_MD_CTX *salt_in[NVERSIONS], *salt_out[NVERSIONS]; /* ... of each version's salt */
+    struct hmac_key salt[NSALTS]; /* the salts' HMAC keys, made once */
     EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
@@ -44,6 +52,7 @@ struct sn_quic_ctx {
 struct sn_quic {
     struct sn_quic_ctx *cx;
     uint32_t version; /* of the keys below; 0: none yet */
+    uint8_t frames;   /* FRAMES_*: the version's frame encoding */
     uint8_t key[16], iv[12], hp[16];
     uint8_t dcid[CID_MAX];
     uint8_t dcid_len;
@@ -56,35 +65,93 @@ struct sn_quic {
     uint32_t hi;     /* highest filled offset + 1 */
 };
 
-/* Per-version constants: RFC 9001 5.2 (v1), RFC 9369 3.3.1 (v2), draft-ietf-quic-tls-29
- * 5.2. The Initial packet type is 0b00 in v1 and 0b01 in v2 (RFC 9369 3.2). */
+static const uint8_t salts[NSALTS][20] = {
+    /* draft-ietf-quic-tls-21/22 5.2 (also mvfst's draft-22 version) */
+    [SALT_D22] = {0x7f, 0xbc, 0xdb, 0x0e, 0x7c, 0x66, 0xbb, 0xe9, 0x19, 0x3a, 0x96, 0xcd, 0x21,
+                  0x51, 0x9e, 0xbd, 0x7a, 0x02, 0x64, 0x4a},
+    /* draft-ietf-quic-tls-23..28 5.2 */
+    [SALT_D23] = {0xc3, 0xee, 0xf7, 0x12, 0xc7, 0x2e, 0xbb, 0x5a, 0x11, 0xa7, 0xd2, 0x43, 0x2b,
+                  0xb4, 0x63, 0x65, 0xbe, 0xf9, 0xf5, 0x02},
+    /* draft-ietf-quic-tls-29..32 5.2 */
+    [SALT_D29] = {0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c,
+                  0x61, 0x11, 0xe0, 0x43, 0x90, 0xa8, 0x99},
+    /* RFC 9001 5.2 (since draft-ietf-quic-tls-33) */
+    [SALT_V1] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4,
+                 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a},
+    /* RFC 9369 3.3.1 */
+    [SALT_V2] = {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e,
+                 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9},
+    /* Google's T050 and T051 (Chromium's, as Wireshark and nDPI have them) */
+    [SALT_T050] = {0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43,
+                   0xa2, 0x36, 0x7c, 0x60, 0x48, 0x83, 0x10},
+    [SALT_T051] = {0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12,
+                   0x4f, 0xc8, 0xcc, 0xda, 0x6e, 0x03, 0x3d},
+};
+
+/* How the frames of a decrypted Initial are encoded: RFC 9000 19, or Google's (T05x). */
+enum { FRAMES_IETF, FRAMES_GQUIC };
+
+/* Per-version constants. Every version here carries a TLS 1.3 ClientHello in the CRYPTO
+ * stream of its client Initials, protected as RFC 9001 5 says (keys HKDF-SHA256 from the first
+ * DCID, AES-128-GCM, AES-128-ECB header protection). They differ in the salt, the labels (v2:
+ * "quicv2 key"... instead of "quic key"..., RFC 9369 3.3.2), the long-header packet types (v2
+ * moves them, RFC 9369 3.2) and, for Google's T05x, the frame encoding. The IETF drafts from
+ * 22 on have v1's long header (8-bit CID lengths, Token, Length), packet types and the frame
+ * types an Initial holds. nDPI 4.2 decrypts the same set (its draft-34 keys are wrong, see
+ * quic.h); Google's Q050 carries a QUIC-crypto CHLO, not TLS, and is left to nDPI. */
 struct version_info {
     uint32_t version;
-    uint8_t initial_type;
-    const char *name;
-    const char *key_label, *iv_label, *hp_label;
-    uint8_t salt[20];
+    const char *name; /* Wireshark's names, shortened */
+    uint8_t salt;
+    bool v2_labels;
+    uint8_t initial_type, retry_type;
+    uint8_t frames;
 };
 
+#define IETF_DRAFT(n, s) {0xff000000u | (n), "draft-" #n, s, false, 0, 3, FRAMES_IETF}
+
+/* The common versions first: version_find walks the table. */
 static const struct version_info versions[] = {
-    {SN_QUIC_V1, 0, "1", "quic key", "quic iv", "quic hp",
-     {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c,
-      0xad, 0xcc, 0xbb, 0x7f, 0x0a}},
-    {SN_QUIC_V2, 1, "2", "quicv2 key", "quicv2 iv", "quicv2 hp",
-     {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d,
-      0xcb, 0xf9, 0xbd, 0x2e, 0xd9}},
-    {SN_QUIC_DRAFT29, 0, "draft-29", "quic key", "quic iv", "quic hp",
-     {0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11,
-      0xe0, 0x43, 0x90, 0xa8, 0x99}},
+    {SN_QUIC_V1, "1", SALT_V1, false, 0, 3, FRAMES_IETF},
+    {SN_QUIC_V2, "2", SALT_V2, true, 1, 0, FRAMES_IETF},
+    IETF_DRAFT(29, SALT_D29),
+    IETF_DRAFT(27, SALT_D23),
+    IETF_DRAFT(23, SALT_D23),
+    IETF_DRAFT(24, SALT_D23),
+    IETF_DRAFT(25, SALT_D23),
+    IETF_DRAFT(26, SALT_D23),
+    IETF_DRAFT(28, SALT_D23),
+    IETF_DRAFT(30, SALT_D29),
+    IETF_DRAFT(31, SALT_D29),
+    IETF_DRAFT(32, SALT_D29),
+    IETF_DRAFT(33, SALT_V1),
+    IETF_DRAFT(34, SALT_V1),
+    /* Facebook's mvfst: its draft-22 and draft-27 versions and its experimental one, which
+     * Wireshark and nDPI key as draft-27. */
+    {SN_QUIC_MVFST_22, "mvfst-draft-22", SALT_D22, false, 0, 3, FRAMES_IETF},
+    {SN_QUIC_MVFST_27, "mvfst-draft-27", SALT_D23, false, 0, 3, FRAMES_IETF},
+    {SN_QUIC_MVFST_EXP, "mvfst-exp", SALT_D23, false, 0, 3, FRAMES_IETF},
+    /* Google's TLS versions: IETF long header and packet protection, gQUIC frames. */
+    {SN_QUIC_T050, "T050", SALT_T050, false, 0, 3, FRAMES_GQUIC},
+    {SN_QUIC_T051, "T051", SALT_T051, false, 0, 3, FRAMES_GQUIC},
 };
 
-_Static_assert(sizeof(versions) / sizeof(versions[0]) == NVERSIONS, "NVERSIONS");
+#define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
+
+/* RFC 9000 15: versions 0x?a?a?a?a are reserved, to force version negotiation. A client that
+ * opens with one (the interop runner's "V" test, quic-go, ...) protects the Initial with the
+ * keys of the draft it speaks; like Wireshark and nDPI we try draft-29's. */
+static const struct version_info forcing_vn = {
+    0x0a0a0a0au, "forcing-vn", SALT_D29, false, 0, 3, FRAMES_IETF,
+};
 
 static const struct version_info *version_find(uint32_t v)
 {
     for (size_t i = 0; i < NVERSIONS; i++)
         if (versions[i].version == v)
             return &versions[i];
+    if ((v & 0x0f0f0f0fu) == 0x0a0a0a0au)
+        return &forcing_vn;
     return NULL;
 }
 
@@ -96,8 +163,7 @@ const char *sn_quic_version_name(uint32_t v)
 
 /* ---- per-thread context ---------------------------------------------------------- */
 
-static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
-                     EVP_MD_CTX *out);
+static void hmac_prep(struct hmac_key *k, const uint8_t *key, size_t klen);
 
 struct sn_quic_ctx *sn_quic_ctx_new(void)
 {
@@ -105,27 +171,21 @@ struct sn_quic_ctx *sn_quic_ctx_new(void)
     if (!cx)
         goto fail;
     /* Fetched once: OpenSSL 3 otherwise looks each algorithm up in a locked store on every
-     * init (SHA-256 is fetched once per process, by digest.c). */
-    cx->sha256 = sn_digest_sha256();
+     * init. */
     cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
     cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
-    cx->work = EVP_MD_CTX_new();
-    cx->key_in = EVP_MD_CTX_new();
-    cx->key_out = EVP_MD_CTX_new();
     cx->ecb_ctx = EVP_CIPHER_CTX_new();
     cx->gcm_ctx = EVP_CIPHER_CTX_new();
-    if (!cx->sha256 || !cx->ecb || !cx->gcm || !cx->work || !cx->key_in || !cx->key_out ||
-        !cx->ecb_ctx || !cx->gcm_ctx)
+    /* The cipher contexts are set up here, once: a packet then only sets a key (and the
+     * nonce), as passing the cipher again would free and rebuild the provider's context. */
+    if (!cx->ecb || !cx->gcm || !cx->ecb_ctx || !cx->gcm_ctx ||
+        !EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, NULL, NULL, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
+        !EVP_DecryptInit_ex2(cx->gcm_ctx, cx->gcm, NULL, NULL, NULL))
         goto fail;
     /* The salts are constants: their HMAC pads are digested once, here. */
-    for (size_t i = 0; i < NVERSIONS; i++) {
-        cx->salt_in[i] = EVP_MD_CTX_new();
-        cx->salt_out[i] = EVP_MD_CTX_new();
-        if (!cx->salt_in[i] || !cx->salt_out[i] ||
-            hmac_prep(cx, versions[i].salt, sizeof(versions[i].salt), cx->salt_in[i],
-                      cx->salt_out[i]))
-            goto fail;
-    }
+    for (size_t i = 0; i < NSALTS; i++)
+        hmac_prep(&cx->salt[i], salts[i], sizeof(salts[i]));
     return cx;
 fail:
     SN_ERR(ENOMEM, "cannot set up QUIC Initial decryption");
@@ -137,13 +197,6 @@ void sn_quic_ctx_free(struct sn_quic_ctx *cx)
 {
     if (!cx)
         return;
-    EVP_MD_CTX_free(cx->work);
-    EVP_MD_CTX_free(cx->key_in);
-    EVP_MD_CTX_free(cx->key_out);
-    for (size_t i = 0; i < NVERSIONS; i++) {
-        EVP_MD_CTX_free(cx->salt_in[i]);
-        EVP_MD_CTX_free(cx->salt_out[i]);
-    }
     EVP_CIPHER_CTX_free(cx->ecb_ctx);
     EVP_CIPHER_CTX_free(cx->gcm_ctx);
     EVP_CIPHER_free(cx->ecb);
@@ -159,45 +212,39 @@ const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
 /* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
 
 /* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
- * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
- * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
+ * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) and
+ * (key ^ opad) (keys of at most one block: all keys here are 20 or 32 bytes); hmac_run
  * continues copies of them. */
-static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
-                     EVP_MD_CTX *out)
+static void hmac_prep(struct hmac_key *k, const uint8_t *key, size_t klen)
 {
     uint8_t pad[64];
-    if (klen > sizeof(pad))
-        return -EINVAL;
     memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < klen; i++)
+    for (size_t i = 0; i < klen && i < sizeof(pad); i++)
         pad[i] ^= key[i];
-    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
-        return -ENOMEM;
+    SHA256_Init(&k->in);
+    SHA256_Update(&k->in, pad, sizeof(pad));
     for (size_t i = 0; i < sizeof(pad); i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
-        return -ENOMEM;
-    return 0;
+    SHA256_Init(&k->out);
+    SHA256_Update(&k->out, pad, sizeof(pad));
 }
 
-static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_CTX *out,
-                    const uint8_t *msg, size_t mlen, uint8_t mac[32])
+static void hmac_run(const struct hmac_key *k, const uint8_t *msg, size_t mlen, uint8_t mac[32])
 {
     uint8_t ih[32];
-    unsigned int n;
-    EVP_MD_CTX *w = cx->work;
-    if (!EVP_MD_CTX_copy_ex(w, in) || !EVP_DigestUpdate(w, msg, mlen) ||
-        !EVP_DigestFinal_ex(w, ih, &n) || !EVP_MD_CTX_copy_ex(w, out) ||
-        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
-        return -ENOMEM;
-    return 0;
+    SHA256_CTX c = k->in;
+    SHA256_Update(&c, msg, mlen);
+    SHA256_Final(ih, &c);
+    c = k->out;
+    SHA256_Update(&c, ih, sizeof(ih));
+    SHA256_Final(mac, &c);
 }
 
 /* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
- * secret's pads prepared in cx->key_in/key_out:
+ * secret as prepared HMAC key k:
  *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
  *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
-static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
+static int expand_label(const struct hmac_key *k, const char *label, uint8_t *out, size_t len)
 {
     uint8_t info[64], t[32];
     size_t ll = strlen(label), n = 0;
@@ -212,9 +259,7 @@ static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out,
     n += ll;
     info[n++] = 0; /* empty context */
     info[n++] = 1; /* HKDF-Expand counter */
-    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
-    if (rc)
-        return rc;
+    hmac_run(k, info, n, t);
     memcpy(out, t, len);
     return 0;
 }
@@ -224,20 +269,21 @@ int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t 
 {
     const struct version_info *vi = version_find(version);
     uint8_t initial[32], client[32];
+    struct hmac_key k;
     int rc;
     if (!vi)
         return -EINVAL;
-    size_t i = (size_t)(vi - versions);
     /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
      * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
      * key, iv and hp are expanded from client_initial_secret. */
-    if ((rc = hmac_run(cx, cx->salt_in[i], cx->salt_out[i], dcid, dcid_len, initial)) ||
-        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, "client in", client, 32)) ||
-        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, vi->key_label, key, 16)) ||
-        (rc = expand_label(cx, vi->iv_label, iv, 12)) ||
-        (rc = expand_label(cx, vi->hp_label, hp, 16)))
+    hmac_run(&cx->salt[vi->salt], dcid, dcid_len, initial);
+    hmac_prep(&k, initial, sizeof(initial));
+    if ((rc = expand_label(&k, "client in", client, 32)))
+        return rc;
+    hmac_prep(&k, client, sizeof(client));
+    if ((rc = expand_label(&k, vi->v2_labels ? "quicv2 key" : "quic key", key, 16)) ||
+        (rc = expand_label(&k, vi->v2_labels ? "quicv2 iv" : "quic iv", iv, 12)) ||
+        (rc = expand_label(&k, vi->v2_labels ? "quicv2 hp" : "quic hp", hp, 16)))
         return rc;
     return 0;
 }
@@ -375,17 +421,57 @@ static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
 
 /* ---- frames: RFC 9000 19 (those allowed in Initial packets, 12.4) ------------------ */
 
+/* CRYPTO { Offset (i), Length (i), Crypto Data (..) }: the same fields in gQUIC's CRYPTO
+ * frame (T05x). */
+static int crypto_frame(struct sn_quic *q, struct sn_cur *c)
+{
+    uint64_t off = varint(c);
+    uint64_t n = varint(c);
+    if (n > sn_cur_left(c))
+        return -SN_EPROTO;
+    const uint8_t *d = sn_cur_take(c, (size_t)n);
+    if (!d || !crypto_store(q, off, d, (size_t)n))
+        return -SN_EPROTO;
+    return 0;
+}
+
+/* Google's frames in T050/T051 Initials (as Chromium's QuicFramer writes them from version
+ * 47 on, and Wireshark decodes them): a one-byte type; CRYPTO 0x08 with IETF varints,
+ * PING 0x07, and PADDING 0x00, which fills the rest of the packet. Anything else ends the
+ * walk (CRYPTO data before it is kept): an ACK (0x40..0x7f), which only a retransmitted
+ * Initial may carry ahead of its CRYPTO frame, or a STREAM frame (0x80..0xff). */
+static int gquic_frames(struct sn_quic *q, const uint8_t *p, size_t len)
+{
+    struct sn_cur c = sn_cur_make(p, len);
+    while (sn_cur_left(&c)) {
+        switch (sn_cur_u8(&c)) {
+        case 0x00:
+            return 0;
+        case 0x07:
+            break;
+        case 0x08:
+            if (crypto_frame(q, &c) < 0)
+                return -SN_EPROTO;
+            break;
+        default:
+            return -SN_EPROTO;
+        }
+    }
+    return 0;
+}
+
 /* Walks a decrypted Initial payload. Returns 0, or -SN_EPROTO for a malformed or
  * unexpected frame (CRYPTO data before it is kept). */
 static int frames(struct sn_quic *q, const uint8_t *p, size_t len)
 {
+    if (q->frames == FRAMES_GQUIC)
+        return gquic_frames(q, p, len);
     struct sn_cur c = sn_cur_make(p, len);
     while (sn_cur_left(&c) && !c.err) {
         uint64_t type = varint(&c);
         switch (type) {
         case 0x00: /* PADDING: runs of zero bytes */
-            for (uint8_t b; sn_cur_peek8(&c, 0, &b) && b == 0;)
-                sn_cur_skip(&c, 1);
+            sn_cur_skip_run(&c, 0);
             break;
         case 0x01: /* PING */
             break;
@@ -406,16 +492,10 @@ static int frames(struct sn_quic *q, const uint8_t *p, size_t len)
             }
             break;
         }
-        case 0x06: { /* CRYPTO { Offset (i), Length (i), Crypto Data (..) } */
-            uint64_t off = varint(&c);
-            uint64_t n = varint(&c);
-            if (n > sn_cur_left(&c))
-                return -SN_EPROTO;
-            const uint8_t *d = sn_cur_take(&c, (size_t)n);
-            if (!d || !crypto_store(q, off, d, (size_t)n))
+        case 0x06: /* CRYPTO */
+            if (crypto_frame(q, &c) < 0)
                 return -SN_EPROTO;
             break;
-        }
         case 0x1c: /* CONNECTION_CLOSE: nothing more for us in this packet */
             return 0;
         default:
@@ -451,8 +531,7 @@ static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_
     if (rest < 4 + SAMPLE_LEN || pn_off + rest > PKT_MAX)
         return -SN_EPROTO;
     /* Sample: 16 bytes starting 4 bytes after the packet number's start. */
-    if (!EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, q->hp, NULL, NULL) ||
-        !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
+    if (!EVP_EncryptInit_ex2(cx->ecb_ctx, NULL, q->hp, NULL, NULL) ||
         !EVP_EncryptUpdate(cx->ecb_ctx, mask, &n, pkt + pn_off + 4, SAMPLE_LEN) || n != 16)
         return -SN_EPROTO;
     uint8_t first = (uint8_t)(pkt[0] ^ (mask[0] & 0x0f)); /* long header: low 4 bits */
@@ -474,7 +553,7 @@ static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_
     const uint8_t *ct = pkt + pn_off + pn_len;
     size_t ct_len = rest - pn_len - TAG_LEN;
     EVP_CIPHER_CTX *g = cx->gcm_ctx;
-    if (!EVP_DecryptInit_ex2(g, cx->gcm, q->key, nonce, NULL) ||
+    if (!EVP_DecryptInit_ex2(g, NULL, q->key, nonce, NULL) ||
         !EVP_DecryptUpdate(g, NULL, &n, cx->aad, (int)(pn_off + pn_len)) ||
         !EVP_DecryptUpdate(g, cx->plain, &n, ct, (int)ct_len) ||
         !EVP_CIPHER_CTX_ctrl(g, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(ct + ct_len)) ||
@@ -487,11 +566,13 @@ static int unprotect(struct sn_quic *q, const uint8_t *pkt, size_t pn_off, size_
 
 /* Derives the flow's keys from this Initial's DCID (first Initial, or after a Retry, when
  * the client starts over with the DCID the server chose). */
-static bool set_keys(struct sn_quic *q, uint32_t version, const uint8_t *dcid, size_t dcid_len)
+static bool set_keys(struct sn_quic *q, const struct version_info *vi, uint32_t version,
+                     const uint8_t *dcid, size_t dcid_len)
 {
     if (sn_quic_client_keys(q->cx, version, dcid, dcid_len, q->key, q->iv, q->hp))
         return false;
     q->version = version;
+    q->frames = vi->frames;
     memcpy(q->dcid, dcid, dcid_len);
     q->dcid_len = (uint8_t)dcid_len;
     q->largest_pn = -1;
@@ -499,13 +580,14 @@ static bool set_keys(struct sn_quic *q, uint32_t version, const uint8_t *dcid, s
 }
 
 /* One client Initial. */
-static void initial(struct sn_quic *q, uint32_t version, const uint8_t *dcid, size_t dcid_len,
+static void initial(struct sn_quic *q, const struct version_info *vi, uint32_t version,
+                    const uint8_t *dcid, size_t dcid_len,
                     const uint8_t *pkt, size_t pn_off, size_t rest)
 {
     struct sn_quic_ctx *cx = q->cx;
     bool same = q->version == version && q->dcid_len == dcid_len &&
                 memcmp(q->dcid, dcid, dcid_len) == 0;
-    if (!q->version && !set_keys(q, version, dcid, dcid_len)) {
+    if (!q->version && !set_keys(q, vi, version, dcid, dcid_len)) {
         cx->st.bad_packets++;
         return;
     }
@@ -521,7 +603,7 @@ static void initial(struct sn_quic *q, uint32_t version, const uint8_t *dcid, si
         memcpy(hp, q->hp, 16);
         uint8_t odcid[CID_MAX], olen = q->dcid_len;
         memcpy(odcid, q->dcid, olen);
-        if (set_keys(q, version, dcid, dcid_len))
+        if (set_keys(q, vi, version, dcid, dcid_len))
             n = unprotect(q, pkt, pn_off, rest);
         if (n < 0) { /* restore the original keys */
             q->version = ov;
@@ -569,7 +651,7 @@ static void datagram(struct sn_quic *q, const uint8_t *p, size_t caplen)
         uint8_t type = (first >> 4) & 3;
         bool is_initial = type == vi->initial_type;
         /* Retry (v1 type 3, v2 type 0) has no Length: it ends the datagram. */
-        if (type == (version == SN_QUIC_V2 ? 0 : 3))
+        if (type == vi->retry_type)
             return;
         if (is_initial)
             sn_cur_skip(&c, (size_t)varint(&c)); /* token */
@@ -582,7 +664,7 @@ static void datagram(struct sn_quic *q, const uint8_t *p, size_t caplen)
         size_t pn_off = (size_t)(c.p - pkt);
         sn_cur_skip(&c, (size_t)len);
         if (is_initial && (!q->version || q->version == version))
-            initial(q, version, dcid, dcil, pkt, pn_off, (size_t)len);
+            initial(q, vi, version, dcid, dcil, pkt, pn_off, (size_t)len);
     }
 }
 

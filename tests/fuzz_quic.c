@@ -4,8 +4,9 @@
  * Random bytes almost never pass the AEAD tag, so the frame walker and the CRYPTO
  * reassembly would stay unreached. The input is therefore a list of entries
  * [flags u8][length u16 big-endian][bytes]: with flag bit 0 clear the bytes are the plaintext
- * payload (frames) of a client Initial that this harness protects itself (QUIC v1, or v2 with
- * bit 1, a fixed DCID, packet number = entry index, bit 2 makes it a 4-byte packet number)
+ * payload (frames) of a client Initial that this harness protects itself (QUIC v1, v2 with
+ * bit 1, Google's T050 (gQUIC frames) with bit 3, a fixed DCID, packet number = entry index,
+ * bit 2 makes it a 4-byte packet number)
  * and sends as one datagram; with bit 0 set they are sent as a raw datagram. All entries go
  * to one flow through sn_tls_datagram, as the pipeline feeds them; the result is written as
  * JSON. A short final entry uses whatever bytes remain.
@@ -110,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (flags & 1) {
             sn_tls_datagram(t, 0, copy, n);
         } else {
-            size_t len = seal(cx, flags & 2 ? SN_QUIC_V2 : SN_QUIC_V1, idx, flags & 4, copy, n,
-                              pkt, sizeof(pkt));
+            uint32_t v = flags & 8 ? SN_QUIC_T050 : flags & 2 ? SN_QUIC_V2 : SN_QUIC_V1;
+            size_t len = seal(cx, v, idx, flags & 4, copy, n, pkt, sizeof(pkt));
             if (len) {
                 uint8_t *dg = malloc(len);
                 if (dg) {

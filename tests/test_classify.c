@@ -326,6 +326,29 @@ static void test_tls_from_sni(void **state)
     sn_classify_free(c);
 }
 
+/* DNS over QUIC (doq.pcapng of nDPI's tests: draft-32, ALPN "doq-i00", no SNI): nDPI 4.2
+ * says "QUIC.DoH_DoT" (ndpiReader on that capture); with an SNI the name is still DoH_DoT. */
+static void test_quic_doq(void **state)
+{
+    (void)state;
+    struct sn_classify *c = new_ctx(NULL);
+    struct sn_addr cli, srv;
+    assert_int_equal(sn_addr_parse("::1", &cli), 0);
+    assert_int_equal(sn_addr_parse("::1", &srv), 0);
+    const char *snis[] = {NULL, "dns.example.org"};
+    for (size_t i = 0; i < 2; i++) {
+        struct sn_classify_flow *f = sn_classify_flow_new(c);
+        assert_non_null(f);
+        assert_true(sn_classify_tls(c, f, SN_CLASSIFY_TLS_DOQ, snis[i], &cli, 47826, &srv, 784));
+        char js[256];
+        app_json(c, f, js, sizeof(js));
+        assert_string_equal(js, "{\"app\":{\"proto\":\"QUIC.DoH_DoT\",\"master\":\"QUIC\","
+                                "\"app\":\"DoH_DoT\",\"category\":\"Network\"}}");
+        sn_classify_flow_free(c, f);
+    }
+    sn_classify_free(c);
+}
+
 /* curl to www.ntop.org and DNS-over-TLS to 8.8.8.8:853 (no SNI). */
 static void test_tls_ntop_and_dot(void **state)
 {
@@ -634,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_tls_github),
         cmocka_unit_test(test_tls_from_sni),
         cmocka_unit_test(test_tls_ntop_and_dot),
+        cmocka_unit_test(test_quic_doq),
         cmocka_unit_test(test_quic),
         cmocka_unit_test(test_dns),
         cmocka_unit_test(test_custom_protos_ai),

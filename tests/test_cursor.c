@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "cursor.h"
 #include "err.h"
 
@@ -101,6 +104,34 @@ static void test_empty_and_null(void **state)
     assert_int_equal(c.err, -SN_ETRUNC);
 }
 
+/* sn_cur_skip_run: every run length around the word size, at every alignment, in exactly
+ * sized buffers (ASan sees any overread). */
+static void test_skip_run(void **state)
+{
+    (void)state;
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t run = 0; run < 40; run++) {
+            for (size_t tail = 0; tail < 3; tail++) {
+                size_t len = off + run + tail;
+                uint8_t *b = malloc(len ? len : 1);
+                assert_non_null(b);
+                memset(b, 0x11, len);
+                memset(b + off, 0, run);
+                struct sn_cur c = sn_cur_make(b, len);
+                assert_true(sn_cur_skip(&c, off));
+                assert_int_equal(sn_cur_skip_run(&c, 0), run);
+                assert_int_equal(sn_cur_left(&c), tail);
+                assert_int_equal(sn_cur_skip_run(&c, 0), 0);
+                assert_int_equal(sn_cur_skip_run(&c, 0x11), tail);
+                assert_true(sn_cur_ok(&c));
+                free(b);
+            }
+        }
+    }
+    struct sn_cur c = sn_cur_make(NULL, 0);
+    assert_int_equal(sn_cur_skip_run(&c, 0), 0);
+}
+
 static void test_error_ring(void **state)
 {
     (void)state;
@@ -124,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_sub_cursor_too_long_fails_both),
         cmocka_unit_test(test_take_copy_peek_fail),
         cmocka_unit_test(test_empty_and_null),
+        cmocka_unit_test(test_skip_run),
         cmocka_unit_test(test_error_ring),
     };
     return cmocka_run_group_tests_name("cursor", tests, NULL, NULL);

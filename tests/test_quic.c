@@ -6,7 +6,9 @@
  * 2. Real client Initials (tests/data/quic/initials.tsv, UDP payloads cut out with tshark 4.0,
  *    see tests/data/quic/SOURCES.md): QUIC v1 (Chrome, ClientHello in 11 CRYPTO frames), a
  *    ClientHello split over two Initials (also fed in reverse order), QUIC v2, draft-29 with
- *    out-of-order CRYPTO frames. SNI and JA3 must equal tshark's, JA4 FoxIO's where known.
+ *    out-of-order CRYPTO frames; drafts 23, 24, 27, 28, 32 and 34, mvfst's draft-22 and
+ *    experimental versions, Google's T050 (gQUIC frames) and a reserved version 0x0a0a0a0a
+ *    keyed as draft-29. SNI and JA3 must equal tshark's, JA4 FoxIO's where known.
  * 3. Every prefix of every datagram: a defined result, never a crash.
  * 4. Bad input: a corrupted packet is counted and not used; the flow is given up on after
  *    SN_QUIC_MAX_DATAGRAMS datagrams.
@@ -27,7 +29,7 @@
 #include "tls.h"
 #include "tls_hs.h"
 
-#define MAX_FIX 16
+#define MAX_FIX 24
 #define MAX_DGRAMS 8
 
 struct fixture {
@@ -169,7 +171,10 @@ static void run_flow(struct sn_quic_ctx *cx, const struct fixture *x, const size
     assert_true(sn_tls_is_tls(t));
     assert_true(sn_tls_is_quic(t));
     const struct sn_tls_meta *m = sn_tls_meta(t);
-    assert_string_equal(sn_tls_meta_sni(m), x->sni);
+    if (x->sni[0])
+        assert_string_equal(sn_tls_meta_sni(m), x->sni);
+    else
+        assert_null(sn_tls_meta_sni(m));
     assert_string_equal(sn_tls_meta_ja3(m), x->ja3);
     assert_true(sn_tls_meta_ja4(m)[0] == 'q');
     if (x->ja4[0])
@@ -305,7 +310,17 @@ static void test_looks_initial(void **state)
     b[4] = 0x02; /* version 0x00000002: unknown */
     assert_false(sn_quic_looks_initial(b, sizeof(b), 1200));
     assert_string_equal(sn_quic_version_name(SN_QUIC_DRAFT29), "draft-29");
+    assert_string_equal(sn_quic_version_name(0xff000017u), "draft-23");
+    assert_string_equal(sn_quic_version_name(0xff000022u), "draft-34");
+    assert_string_equal(sn_quic_version_name(SN_QUIC_MVFST_27), "mvfst-draft-27");
+    assert_string_equal(sn_quic_version_name(SN_QUIC_T051), "T051");
+    assert_string_equal(sn_quic_version_name(0xdadadadau), "forcing-vn");
     assert_null(sn_quic_version_name(0));
+    assert_null(sn_quic_version_name(0xff000016u)); /* draft-22: not decrypted */
+    assert_null(sn_quic_version_name(0xff000023u)); /* there was no draft-35 */
+    assert_null(sn_quic_version_name(0x51303530u)); /* Q050: a CHLO, not TLS */
+    assert_null(sn_quic_version_name(0xfaceb003u));
+    assert_null(sn_quic_version_name(0x0a0a0a0bu));
 }
 
 int main(void)

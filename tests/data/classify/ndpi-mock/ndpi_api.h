@@ -20,7 +20,7 @@ typedef uint8_t u_int8_t; typedef uint16_t u_int16_t; typedef uint32_t u_int32_t
 typedef unsigned int u_int;
 /* ndpi_protocol_ids.h: an enum there; the ids have been stable across these releases. */
 enum { NDPI_PROTOCOL_MAIL_POPS = 23, NDPI_PROTOCOL_MAIL_SMTPS = 29, NDPI_PROTOCOL_MAIL_IMAPS = 51,
-       NDPI_PROTOCOL_TLS = 91, NDPI_PROTOCOL_QUIC = 188 };
+       NDPI_PROTOCOL_TLS = 91, NDPI_PROTOCOL_QUIC = 188, NDPI_PROTOCOL_DOH_DOT = 196 };
 typedef enum { NDPI_PROTOCOL_CATEGORY_UNSPECIFIED = 0, NDPI_PROTOCOL_CATEGORY_MEDIA } ndpi_protocol_category_t;
 struct ndpi_detection_module_struct; struct ndpi_flow_struct; struct ndpi_global_context;
 #define MV (MOCK_MAJOR*100+MOCK_MINOR)
