@@ -1,5 +1,5 @@
-/* digest: the message digests the sensor computes (JA3's MD5; JA4's and certificates'
- * SHA-256), fetched from libcrypto once per process.
+/* digest: the message digests the sensor computes (JA3's MD5; JA4's, certificates' and QUIC
+ * key derivation's SHA-256), fetched from libcrypto once per process.
  *
  * OpenSSL 3 resolves EVP_md5()/EVP_sha256() through a locked method-store lookup on every
  * EVP_DigestInit_ex; a method fetched once avoids that. The fetched methods are set by a

@@ -100,7 +100,7 @@ const char *sn_quic_version_name(uint32_t v);
 size_t sn_quic_mem(const struct sn_quic *q);
 
 /* Exposed for tests: the client Initial key, IV and header-protection key (RFC 9001 5.2)
- * for a Destination Connection ID. Returns 0 or -EINVAL (unknown version). */
+ * for a Destination Connection ID. Returns 0 or -EINVAL (unknown version) / -ENOMEM. */
 int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t *dcid,
                         size_t dcid_len, uint8_t key[16], uint8_t iv[12], uint8_t hp[16])
     __attribute__((warn_unused_result));

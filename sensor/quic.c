@@ -1,18 +1,13 @@
 /* quic: ClientHello extraction from client QUIC Initial packets. See include/quic.h.
  *
  * Cost: a flow's keys are derived once, from the DCID of its first client Initial (five
- * HMAC-SHA256, 14 SHA-256 blocks, the salts' padded blocks being digested once per thread);
- * each Initial then costs one AES-128-ECB block (header protection) and one AES-128-GCM
- * decryption of ~1.2 KB, with cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
+ * HMAC-SHA256 over a digest method fetched once per thread); each Initial then costs one
+ * AES-128-ECB block (header protection) and one AES-128-GCM decryption of ~1.2 KB, with
+ * cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
  * to the per-thread scratch buffer, CRYPTO data to the flow's buffer (allocated on its first
  * CRYPTO frame, freed with the flow state).
  */
 #define SN_LOG_MOD "quic"
-/* The key derivation's HMACs use libcrypto's SHA256_Init/Update/Final, deprecated since
- * OpenSSL 3.0 (but built by Debian and the other distributions): a SHA256_CTX is a plain
- * struct, copied for free, while an EVP digest context costs a provider call and an
- * allocation per copy, init and final, which was 40% of a flow's key derivation. */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include "quic.h"
 
 #include <errno.h>
@@ -20,10 +15,10 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "cursor.h"
 #include "err.h"
+#include "digest.h"
 
 #define CID_MAX 20u     /* RFC 9000 17.2: connection IDs are at most 20 bytes (v1, v2) */
 #define PKT_MAX 16384u  /* larger Initials are not decrypted (real ones are <= 1500 bytes) */
@@ -35,14 +30,12 @@
 /* Initial salts (the HKDF-Extract salt for the client's first DCID), by family. */
 enum { SALT_D22, SALT_D23, SALT_D29, SALT_V1, SALT_V2, SALT_T050, SALT_T051, NSALTS };
 
-/* An HMAC-SHA256 key with its padded blocks digested: (key ^ ipad) and (key ^ opad). */
-struct hmac_key {
-    SHA256_CTX in, out;
-};
-
 struct sn_quic_ctx {
+    const EVP_MD *sha256; /* borrowed from digest.c */
     EVP_CIPHER *ecb, *gcm;
-    struct hmac_key salt[NSALTS]; /* the salts' HMAC keys, made once */
+    EVP_MD_CTX *work;
+    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
+    EVP_MD_CTX *salt_in[NSALTS], *salt_out[NSALTS];     /* ... of each salt */
     EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
@@ -163,7 +156,8 @@ const char *sn_quic_version_name(uint32_t v)
 
 /* ---- per-thread context ---------------------------------------------------------- */
 
-static void hmac_prep(struct hmac_key *k, const uint8_t *key, size_t klen);
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out);
 
 struct sn_quic_ctx *sn_quic_ctx_new(void)
 {
@@ -171,21 +165,31 @@ struct sn_quic_ctx *sn_quic_ctx_new(void)
     if (!cx)
         goto fail;
     /* Fetched once: OpenSSL 3 otherwise looks each algorithm up in a locked store on every
-     * init. */
+     * init (SHA-256 is fetched once per process, by digest.c). */
+    cx->sha256 = sn_digest_sha256();
     cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
     cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    cx->work = EVP_MD_CTX_new();
+    cx->key_in = EVP_MD_CTX_new();
+    cx->key_out = EVP_MD_CTX_new();
     cx->ecb_ctx = EVP_CIPHER_CTX_new();
     cx->gcm_ctx = EVP_CIPHER_CTX_new();
     /* The cipher contexts are set up here, once: a packet then only sets a key (and the
      * nonce), as passing the cipher again would free and rebuild the provider's context. */
-    if (!cx->ecb || !cx->gcm || !cx->ecb_ctx || !cx->gcm_ctx ||
+    if (!cx->sha256 || !cx->ecb || !cx->gcm || !cx->work || !cx->key_in || !cx->key_out ||
+        !cx->ecb_ctx || !cx->gcm_ctx ||
         !EVP_EncryptInit_ex2(cx->ecb_ctx, cx->ecb, NULL, NULL, NULL) ||
         !EVP_CIPHER_CTX_set_padding(cx->ecb_ctx, 0) ||
         !EVP_DecryptInit_ex2(cx->gcm_ctx, cx->gcm, NULL, NULL, NULL))
         goto fail;
     /* The salts are constants: their HMAC pads are digested once, here. */
-    for (size_t i = 0; i < NSALTS; i++)
-        hmac_prep(&cx->salt[i], salts[i], sizeof(salts[i]));
+    for (size_t i = 0; i < NSALTS; i++) {
+        cx->salt_in[i] = EVP_MD_CTX_new();
+        cx->salt_out[i] = EVP_MD_CTX_new();
+        if (!cx->salt_in[i] || !cx->salt_out[i] ||
+            hmac_prep(cx, salts[i], sizeof(salts[i]), cx->salt_in[i], cx->salt_out[i]))
+            goto fail;
+    }
     return cx;
 fail:
     SN_ERR(ENOMEM, "cannot set up QUIC Initial decryption");
@@ -197,6 +201,13 @@ void sn_quic_ctx_free(struct sn_quic_ctx *cx)
 {
     if (!cx)
         return;
+    EVP_MD_CTX_free(cx->work);
+    EVP_MD_CTX_free(cx->key_in);
+    EVP_MD_CTX_free(cx->key_out);
+    for (size_t i = 0; i < NSALTS; i++) {
+        EVP_MD_CTX_free(cx->salt_in[i]);
+        EVP_MD_CTX_free(cx->salt_out[i]);
+    }
     EVP_CIPHER_CTX_free(cx->ecb_ctx);
     EVP_CIPHER_CTX_free(cx->gcm_ctx);
     EVP_CIPHER_free(cx->ecb);
@@ -212,39 +223,45 @@ const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
 /* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
 
 /* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
- * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) and
- * (key ^ opad) (keys of at most one block: all keys here are 20 or 32 bytes); hmac_run
+ * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
+ * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
  * continues copies of them. */
-static void hmac_prep(struct hmac_key *k, const uint8_t *key, size_t klen)
+static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
+                     EVP_MD_CTX *out)
 {
     uint8_t pad[64];
+    if (klen > sizeof(pad))
+        return -EINVAL;
     memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < klen && i < sizeof(pad); i++)
+    for (size_t i = 0; i < klen; i++)
         pad[i] ^= key[i];
-    SHA256_Init(&k->in);
-    SHA256_Update(&k->in, pad, sizeof(pad));
+    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
+        return -ENOMEM;
     for (size_t i = 0; i < sizeof(pad); i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    SHA256_Init(&k->out);
-    SHA256_Update(&k->out, pad, sizeof(pad));
+    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
+        return -ENOMEM;
+    return 0;
 }
 
-static void hmac_run(const struct hmac_key *k, const uint8_t *msg, size_t mlen, uint8_t mac[32])
+static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_CTX *out,
+                    const uint8_t *msg, size_t mlen, uint8_t mac[32])
 {
     uint8_t ih[32];
-    SHA256_CTX c = k->in;
-    SHA256_Update(&c, msg, mlen);
-    SHA256_Final(ih, &c);
-    c = k->out;
-    SHA256_Update(&c, ih, sizeof(ih));
-    SHA256_Final(mac, &c);
+    unsigned int n;
+    EVP_MD_CTX *w = cx->work;
+    if (!EVP_MD_CTX_copy_ex(w, in) || !EVP_DigestUpdate(w, msg, mlen) ||
+        !EVP_DigestFinal_ex(w, ih, &n) || !EVP_MD_CTX_copy_ex(w, out) ||
+        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
+        return -ENOMEM;
+    return 0;
 }
 
 /* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
- * secret as prepared HMAC key k:
+ * secret's pads prepared in cx->key_in/key_out:
  *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
  *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
-static int expand_label(const struct hmac_key *k, const char *label, uint8_t *out, size_t len)
+static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
 {
     uint8_t info[64], t[32];
     size_t ll = strlen(label), n = 0;
@@ -259,7 +276,9 @@ static int expand_label(const struct hmac_key *k, const char *label, uint8_t *ou
     n += ll;
     info[n++] = 0; /* empty context */
     info[n++] = 1; /* HKDF-Expand counter */
-    hmac_run(k, info, n, t);
+    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
+    if (rc)
+        return rc;
     memcpy(out, t, len);
     return 0;
 }
@@ -269,21 +288,20 @@ int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t 
 {
     const struct version_info *vi = version_find(version);
     uint8_t initial[32], client[32];
-    struct hmac_key k;
     int rc;
     if (!vi)
         return -EINVAL;
     /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
      * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
      * key, iv and hp are expanded from client_initial_secret. */
-    hmac_run(&cx->salt[vi->salt], dcid, dcid_len, initial);
-    hmac_prep(&k, initial, sizeof(initial));
-    if ((rc = expand_label(&k, "client in", client, 32)))
-        return rc;
-    hmac_prep(&k, client, sizeof(client));
-    if ((rc = expand_label(&k, vi->v2_labels ? "quicv2 key" : "quic key", key, 16)) ||
-        (rc = expand_label(&k, vi->v2_labels ? "quicv2 iv" : "quic iv", iv, 12)) ||
-        (rc = expand_label(&k, vi->v2_labels ? "quicv2 hp" : "quic hp", hp, 16)))
+    if ((rc = hmac_run(cx, cx->salt_in[vi->salt], cx->salt_out[vi->salt], dcid, dcid_len,
+                       initial)) ||
+        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, "client in", client, 32)) ||
+        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
+        (rc = expand_label(cx, vi->v2_labels ? "quicv2 key" : "quic key", key, 16)) ||
+        (rc = expand_label(cx, vi->v2_labels ? "quicv2 iv" : "quic iv", iv, 12)) ||
+        (rc = expand_label(cx, vi->v2_labels ? "quicv2 hp" : "quic hp", hp, 16)))
         return rc;
     return 0;
 }
