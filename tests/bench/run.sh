@@ -18,7 +18,7 @@
 # tests/bench/out/latest.txt; every tool's output and stderr stay in tests/bench/out/.
 #
 # Environment:
-#   BENCH_RUNS=3          timed runs per row
+#   BENCH_RUNS=5          timed runs per row
 #   BENCH_KAFKA=0         1: also time spanprint's Kafka sink against tests/kafka/broker.sh
 #   BENCH_LIVE=1          0: skip the live-capture rate on a veth pair (tests/bench/live_rate.sh)
 #   BENCH_KAFKA_ARGS      spanprint options that select the Kafka sink (default: guessed
@@ -36,7 +36,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 DATA=$HERE/data
 OUT=$HERE/out
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 SP=${SPANPRINT:-$ROOT/build/spanprint}
 CAPS=${BENCH_CAPS:-mixed tls}
 SLICE=${BENCH_SLICE:-50000}
@@ -239,6 +239,13 @@ rm -f "$SP_OUT"
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END {
     if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 maxof() { tr ' ' '\n' | grep . | sort -g | tail -n 1; }
+# paired ROW_TIMES SP_TIMES: the median over runs of (row's time / spanprint's time in the same
+# run). The rows of one run follow each other within seconds, so the machine's drift from run
+# to run (a third, on the 2-core VMs) cancels out of each run's ratio.
+paired() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); m = split(b, y, " ");
+    if (m < n) n = m; k = 0; for (i = 1; i <= n; i++) if (y[i] > 0) r[++k] = x[i] / y[i];
+    if (!k) exit; for (i = 2; i <= k; i++) { v = r[i]; for (j = i - 1; j > 0 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
+    print (k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2) }'; }
 
 # ---- report ----------------------------------------------------------------------------------
 mem_kb=$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)
@@ -256,31 +263,33 @@ say "captures (page-cached; packets counted by the raw loop):"
 for c in $CAPS; do say "  $(cat "$DATA/$c.info" 2>/dev/null || echo "$c.pcap")"; done
 say "runs: $RUNS per row, alternating; median wall time; cpu = user+sys (median), cpu ns/p from it;"
 say "  peak RSS = max of the runs; every run's figures: out/runs.tsv"
-say "ratio = spanprint's packet rate / the row's rate on the same capture (>1: spanprint is faster)"
+say "ratio = spanprint's packet rate / the row's rate on the same capture (>1: spanprint is faster), from"
+say "  the medians; paired = the median over runs of the row's time / spanprint's time in that run"
+say "  (steadier when the machine's speed drifts between runs)"
 say ""
 
 lw=4
 for l in "${R_LABEL[@]}"; do [ "${#l}" -gt "$lw" ] && lw=${#l}; done
 dashes() { printf '%*s' "$1" '' | tr ' ' -; }
-fmt="%-${lw}s %-7s %9s %7s %10s %8s %8s %7s  %s"
-say "$(printf "$fmt" tool capture "median s" "cpu s" "packets/s" "ns/pkt" "cpu ns/p" "RSS MB" "ratio")"
-say "$(printf "$fmt" "$(dashes "$lw")" ------- --------- ------- ---------- -------- -------- ------- --------------------)"
-declare -A SP_RATE RAW_RATE
+fmt="%-${lw}s %-7s %9s %7s %10s %8s %8s %7s  %-6s %s"
+say "$(printf "$fmt" tool capture "median s" "cpu s" "packets/s" "ns/pkt" "cpu ns/p" "RSS MB" paired "ratio")"
+say "$(printf "$fmt" "$(dashes "$lw")" ------- --------- ------- ---------- -------- -------- ------- ------ --------------------)"
+declare -A SP_RATE RAW_RATE SP_WALLS
 for ((i = 0; i < NROWS; i++)); do
     if [ -z "${R_NA[$i]}" ] && [ -z "${T_FAIL[$i]:-}" ]; then
         w=$(median <<<"${T_WALL[$i]}")
         r=$(awk -v p="${PKTS[${R_CAP[$i]}]}" -v w="$w" 'BEGIN { printf "%.0f", (w > 0 ? p / w : 0) }')
-        [ "${R_LABEL[$i]}" = spanprint ] && SP_RATE[${R_CAP[$i]}]=$r
+        [ "${R_LABEL[$i]}" = spanprint ] && SP_RATE[${R_CAP[$i]}]=$r && SP_WALLS[${R_CAP[$i]}]=${T_WALL[$i]}
         [ "${R_LABEL[$i]}" = "raw libpcap loop" ] && RAW_RATE[${R_CAP[$i]}]=$r
     fi
 done
 for ((i = 0; i < NROWS; i++)); do
     c=${R_CAP[$i]}
     if [ -n "${R_NA[$i]}" ]; then
-        say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" n/a n/a n/a n/a n/a n/a "(${R_NA[$i]})")"; continue
+        say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" n/a n/a n/a n/a n/a n/a n/a "(${R_NA[$i]})")"; continue
     fi
     if [ -n "${T_FAIL[$i]:-}" ]; then
-        say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" n/a n/a n/a n/a n/a n/a "(failed: ${T_FAIL[$i]})")"; continue
+        say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" n/a n/a n/a n/a n/a n/a n/a "(failed: ${T_FAIL[$i]})")"; continue
     fi
     w=$(median <<<"${T_WALL[$i]}")
     cpu_s=$(median <<<"${T_CPU[$i]}")
@@ -296,7 +305,9 @@ for ((i = 0; i < NROWS; i++)); do
     else
         ratio=$(awk -v s="$sp" -v r="$rate" 'BEGIN { printf "%.2f", (r > 0 ? s / r : 0) }')
     fi
-    say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" "$w" "$cpu_s" "$rate" "$nspp" "$cnspp" "$rss" "$ratio")"
+    pr=$(paired "${T_WALL[$i]}" "${SP_WALLS[$c]:-}")
+    [ -n "$pr" ] && pr=$(awk -v r="$pr" 'BEGIN { printf "%.2f", r }') || pr=n/a
+    say "$(printf "$fmt" "${R_LABEL[$i]}" "$c" "$w" "$cpu_s" "$rate" "$nspp" "$cnspp" "$rss" "$pr" "$ratio")"
 done
 say ""
 say "notes: pmacctd's wall time includes ~4 s of its own fixed sleeps (2 s after start, 2 s before exit"
