@@ -212,6 +212,8 @@ void sn_agg_flow_end(struct sn_agg *a, struct sn_agg_flow *f, int64_t ts_us);
 
 /* Closes (emits) windows whose end + grace < now_us. Packets call it implicitly. */
 void sn_agg_advance(struct sn_agg *a, int64_t now_us);
+/* Would sn_agg_advance(a, now_us) close a window? */
+bool sn_agg_close_due(const struct sn_agg *a, int64_t now_us);
 
 /* End of input: ends every live flow at its last packet time (their pointers become
  * invalid: end flows yourself first if you want another end time), then closes all

@@ -417,6 +417,11 @@ void sn_agg_advance(struct sn_agg *a, int64_t now_us)
     advance(a, now_us);
 }
 
+bool sn_agg_close_due(const struct sn_agg *a, int64_t now_us)
+{
+    return a && (now_us > a->now ? now_us : a->now) > a->close_at;
+}
+
 /* The open window a timestamp counts in (opened if needed). *late: the timestamp's own
  * window had closed, so the oldest window still open takes it. */
 static struct win *win_open_for(struct sn_agg *a, int64_t ts, bool *late);

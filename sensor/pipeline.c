@@ -572,6 +572,16 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
     struct sn_pkt pkt;
     if (ts_us > p->now_us)
         p->now_us = ts_us;
+    /* Before a fingerprint window closes, every flow past its idle timeout ends (not only
+     * the SN_FLOW_EXPIRE_BUDGET that sn_flow_packet ends per packet), so that a flow timing
+     * out in a pause counts in the window it ended in however many time out with it; and the
+     * close happens at the first packet past the window's end + grace, whether or not that
+     * packet belongs to a flow. The workers' advance does both (workers.h), so their
+     * fingerprints equal one pipeline's. */
+    if (p->agg && sn_agg_close_due(p->agg, p->now_us)) {
+        sn_flow_expire(p->flows, p->now_us, 0);
+        sn_agg_advance(p->agg, p->now_us);
+    }
     if (sn_decode_packet(&p->dec, dlt, data, caplen, wirelen, ts_us, &pkt) != SN_DEC_OK)
         return;
     p->bytes += wirelen;

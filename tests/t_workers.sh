@@ -5,7 +5,8 @@
 # ends with one stats record whose decode counters and record counts equal the single
 # worker's, and its fingerprint totals reconcile with its flow records. On the generated
 # fingerprint captures the fingerprints equal the single-worker ones. --workers 1 is the
-# single pipeline, byte for byte. --flow-max is split between the workers.
+# single pipeline, byte for byte. --flow-max is split between the workers. Flows timing
+# out in a gap that closes a window count in the same windows as with one worker.
 source "$(dirname "$0")/lib/check.sh"
 shopt -s nullglob
 cd "$ROOT"
@@ -94,6 +95,29 @@ done
 run_pair "prefix-key" -r tests/pcap/fp/llm_20clients.pcap --client-key prefix --window 600
 check "prefix-key: same fingerprints as 1 worker" \
     $CMP "$TMP/prefix-key.1" "$TMP/prefix-key.2a" fingerprint
+
+# expiry_gap.pcap (tests/tools/make_expiry_gap_pcap.py): 166 flows time out in one capture
+# gap closed by packets of no flow (ARP). All end before the window closes, in one pipeline
+# and in every worker (before that, one pipeline ended 64 per packet and 2 workers wrote 167
+# fingerprints against one pipeline's 269).
+"$SP" --sensor-id t -r tests/pcap/expiry_gap.pcap >"$TMP/gap.1" 2>/dev/null
+check "expiry_gap: the 166 flows end in the window they were active in" \
+    grep -q '"flows":{"started":166,"ended":166}' <(python3 -c '
+import json, sys
+s = {"started": 0, "ended": 0}
+first = None
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["type"] != "fingerprint": continue
+    first = first or r["window"]["start"]
+    if r["window"]["start"] == first:
+        for k in s: s[k] += r["flows"][k]
+print(json.dumps({"flows": s}, separators=(",", ":")))' "$TMP/gap.1")
+for n in 2 3 8; do
+    "$SP" --sensor-id t --workers $n -r tests/pcap/expiry_gap.pcap >"$TMP/gap.$n" 2>/dev/null
+    check "expiry_gap: $n workers, same fingerprints as 1" $CMP "$TMP/gap.1" "$TMP/gap.$n" fingerprint
+    check "expiry_gap: $n workers, same flow records as 1" $CMP "$TMP/gap.1" "$TMP/gap.$n" flow
+done
 
 # --flow-max is shared by the workers: each tracks flow_max / N flows. tls-sni.pcapng has one
 # client, so one worker gets every flow: 2 workers with --flow-max 32 evict as one pipeline
