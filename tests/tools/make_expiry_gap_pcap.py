@@ -21,37 +21,10 @@ import os
 import struct
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rawpcap import ETH, ip4, tcp, udp, write  # noqa: E402
+
 T0 = 1700000000
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def ip4(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-ETH = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01"
-
-
-def frame(src, dst, proto, l4):
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0, ip4(src), ip4(dst))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    return ETH + b"\x08\x00" + ip + l4
-
-
-def tcp(src, dst, sp, dp, seq, ack, flags):
-    return frame(src, dst, 6, struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0))
-
-
-def udp(src, dst, sp, dp, payload):
-    return frame(src, dst, 17, struct.pack("!HHHH", sp, dp, 8 + len(payload), 0) + payload)
 
 
 def dns(qid, answer):
@@ -85,10 +58,4 @@ for i in range(6):
     pkts.append((130.0 + i * 0.1, udp("10.2.0.1", "192.0.2.99", 40000, 53, dns(1000 + i, False))))
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "pcap", "expiry_gap.pcap")
-with open(out, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for ts, p in pkts:
-        sec, usec = T0 + int(ts), round((ts - int(ts)) * 1e6)
-        if usec >= 1000000:
-            sec, usec = sec + 1, usec - 1000000
-        f.write(struct.pack("<IIII", sec, usec, len(p), len(p)) + p)
+write(out, pkts, T0)

@@ -17,36 +17,11 @@ import random
 import struct
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rawpcap import tcp, udp, write  # noqa: E402
+
 rng = random.Random(8)
 T0 = 1700000000
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def ip4(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-def frame(src, dst, proto, l4):
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0, ip4(src), ip4(dst))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    return b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + ip + l4
-
-
-def tcp(src, dst, sp, dp, seq, ack, payload):
-    return frame(src, dst, 6, struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, 0x18, 65535, 0, 0) + payload)
-
-
-def udp(src, dst, sp, dp, payload):
-    return frame(src, dst, 17, struct.pack("!HHHH", sp, dp, 8 + len(payload), 0) + payload)
-
 
 pkts = []
 t = 0.0
@@ -58,7 +33,7 @@ for i in range(12):
     body = bytes(rng.getrandbits(8) for _ in range(64 + 16 * i))
     rec = b"\x17\x03\x03" + struct.pack("!H", len(body)) + body
     ends = (C, "192.0.2.10", 50000, 443) if d == 0 else ("192.0.2.10", C, 443, 50000)
-    pkts.append((t, tcp(*ends, seq[d], seq[1 - d], rec)))
+    pkts.append((t, tcp(*ends, seq[d], seq[1 - d], 0x18, rec)))
     seq[d] += len(rec)
     t += 0.01
 # 2. QUIC short headers
@@ -72,13 +47,8 @@ for i in range(12):
 # 3. HTTP, mid-stream
 req = b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n"
 rsp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"
-pkts.append((t, tcp(C, "192.0.2.12", 50002, 8080, 5000, 7000, req)))
-pkts.append((t + 0.01, tcp("192.0.2.12", C, 8080, 50002, 7000, 5000 + len(req), rsp)))
+pkts.append((t, tcp(C, "192.0.2.12", 50002, 8080, 5000, 7000, 0x18, req)))
+pkts.append((t + 0.01, tcp("192.0.2.12", C, 8080, 50002, 7000, 5000 + len(req), 0x18, rsp)))
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "pcap", "opaque_to_ndpi.pcap")
-with open(out, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for ts, fr in pkts:
-        sec = T0 + int(ts)
-        usec = int(round((ts - int(ts)) * 1e6))
-        f.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+write(out, pkts, T0)
