@@ -91,7 +91,9 @@ sys.exit(1 if bad else 0)
 EOF
 
 # Every capture, with the geo databases.
-for cap in "$P"/*.pcap "$P"/*.pcapng "$P"/fp/*.pcap "$P"/fp/*.pcapng "$P"/tls/*.pcap "$P"/tls/*.pcapng; do
+# (ref/ndpi/quic*: every QUIC version spanprint decrypts, for the quic_version names)
+for cap in "$P"/*.pcap "$P"/*.pcapng "$P"/fp/*.pcap "$P"/fp/*.pcapng "$P"/tls/*.pcap "$P"/tls/*.pcapng \
+    "$P"/ref/ndpi/quic*.pcap "$P"/ref/ndpi/quic*.pcapng; do
     rel=${cap#"$P"/}
     case "$DELIBERATELY_BROKEN" in *" $rel "*) continue ;; esac
     run_valid "$rel: all records valid" -r "$cap" --sensor-id schema "${GEO[@]}"
