@@ -63,7 +63,7 @@ build/tests/%: tests/%.c $(SAN_LIB_OBJS) | build/tests
 FUZZ_CC := clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -g -O1 \
               -fsanitize=fuzzer,address,undefined -DSN_VERSION='"$(VERSION)"' -DSN_GITREV='"x"'
-build/fuzz/%: tests/%.c $(LIB_SRCS) | build/fuzz
+build/fuzz/%: tests/%.c tests/fuzz_entries.h $(LIB_SRCS) | build/fuzz
 	@echo "  FUZZ  $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 

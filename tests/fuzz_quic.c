@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 
+#include "fuzz_entries.h"
 #include "json.h"
 #include "quic.h"
 #include "tls.h"
@@ -95,19 +96,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0;
     uint32_t idx = 0;
     while (off < size && sn_tls_wants_payload(t)) {
-        uint8_t flags = data[off++];
-        size_t n = 0;
-        if (off + 2 <= size) {
-            n = (size_t)data[off] << 8 | data[off + 1];
-            off += 2;
-        }
-        if (n > size - off)
-            n = size - off;
-        uint8_t *copy = malloc(n ? n : 1); /* exactly n bytes: ASan sees overreads */
+        uint8_t flags;
+        size_t n;
+        uint8_t *copy = fuzz_entry_next(data, size, &off, &flags, &n);
         if (!copy)
             break;
-        memcpy(copy, data + off, n);
-        off += n;
         if (flags & 1) {
             sn_tls_datagram(t, 0, copy, n);
         } else {

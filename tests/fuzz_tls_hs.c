@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fuzz_entries.h"
 #include "json.h"
 #include "tls_hs.h"
 #include "x509.h"
@@ -29,20 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t off = 0;
     while (off < size) {
-        uint8_t sel = data[off++];
-        size_t n = 0;
-        if (off + 2 <= size) {
-            n = (size_t)data[off] << 8 | data[off + 1];
-            off += 2;
-        }
-        if (n > size - off)
-            n = size - off;
-        /* A private copy of exactly n bytes, so ASan catches reads past the body. */
-        uint8_t *body = malloc(n ? n : 1);
+        uint8_t sel;
+        size_t n;
+        uint8_t *body = fuzz_entry_next(data, size, &off, &sel, &n);
         if (!body)
             break;
-        memcpy(body, data + off, n);
-        off += n;
         int dir = (sel & 3) == 0 ? 0 : 1;
         if (sel & 4)
             dir ^= 1;
