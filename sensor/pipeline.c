@@ -578,10 +578,8 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
      * close happens at the first packet past the window's end + grace, whether or not that
      * packet belongs to a flow. The workers' advance does both (workers.h), so their
      * fingerprints equal one pipeline's. */
-    if (p->agg && sn_agg_close_due(p->agg, p->now_us)) {
-        sn_flow_expire(p->flows, p->now_us, 0);
-        sn_agg_advance(p->agg, p->now_us);
-    }
+    if (p->agg && sn_agg_close_due(p->agg, p->now_us))
+        sn_pipeline_advance(p, p->now_us);
     if (sn_decode_packet(&p->dec, dlt, data, caplen, wirelen, ts_us, &pkt) != SN_DEC_OK)
         return;
     p->bytes += wirelen;
@@ -698,11 +696,7 @@ void sn_pipeline_reload(struct sn_pipeline *p)
 
 void sn_pipeline_tick(struct sn_pipeline *p, int64_t now_us)
 {
-    if (now_us > p->now_us)
-        p->now_us = now_us;
-    sn_flow_expire(p->flows, p->now_us, 0);
-    if (p->agg)
-        sn_agg_advance(p->agg, p->now_us);
+    sn_pipeline_advance(p, now_us);
     if (p->geo && sn_geo_reload_if_changed(p->geo) < 0)
         sn_log_ratelimited(SN_LOG_ERROR, "%s; keeping the previous databases", sn_err_last());
 }
