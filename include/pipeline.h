@@ -77,6 +77,27 @@ void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out);
 /* The same, summed over ps[0..n) (capture counters from ps[0]). */
 void sn_pipeline_metrics_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out);
 
+/* A snapshot of a pipeline's counters (every counter of the stats record), for a thread
+ * that does not run the pipeline: the workers' /metrics and SIGUSR1 while they run. Taken
+ * by the pipeline's own thread (take), then read under the taker's own lock.
+ * Ownership: new returns owned (NULL with SN_ERR set), free accepts NULL. */
+struct sn_pipeline_counters;
+struct sn_pipeline_counters *sn_pipeline_counters_new(void);
+void sn_pipeline_counters_free(struct sn_pipeline_counters *c);
+/* Overwrites c with p's counters now (capture drops included). From p's thread only. */
+void sn_pipeline_counters_take(const struct sn_pipeline *p, struct sn_pipeline_counters *c);
+void sn_pipeline_counters_reset(struct sn_pipeline_counters *c);
+/* Adds c's counters into sum (capture drops excepted: see set_capture). */
+void sn_pipeline_counters_add(struct sn_pipeline_counters *sum,
+                              const struct sn_pipeline_counters *c);
+/* The capture's drop counters, and sink errors counted outside the pipelines (the workers'
+ * merger), into c. */
+void sn_pipeline_counters_set_capture(struct sn_pipeline_counters *c, uint64_t drop,
+                                      uint64_t ifdrop, uint64_t sink_errors);
+/* As sn_pipeline_metrics and sn_pipeline_print_stats (without the input lines) do. */
+void sn_pipeline_counters_metrics(const struct sn_pipeline_counters *c, FILE *out);
+void sn_pipeline_counters_print(const struct sn_pipeline_counters *c, FILE *out);
+
 /* Number of records the sink refused (write errors); non-zero makes the exit status 1. */
 uint64_t sn_pipeline_sink_errors(const struct sn_pipeline *p);
 

@@ -47,8 +47,9 @@
  * reader has a flow table (cfg.flow_max entries) for the ambiguous flows. The reader reads
  * only the headers it needs for the common packet (Ethernet/VLAN, Linux cooked or raw IP,
  * IPv4/IPv6, TCP/UDP with one port below 1024) and decodes fully only the others.
- * Live capture: the workers' /metrics counters are only published after finish (they
- * belong to running threads); SIGHUP reloads every worker; geo databases are not
+ * Live capture: /metrics and SIGUSR1 show the workers' counters as of their last snapshots
+ * (each worker copies its counters under its own lock at every tick, so they lag by up to a
+ * second; the packet path takes no lock); SIGHUP reloads every worker; geo databases are not
  * re-checked on ticks (use SIGHUP).
  *
  * Ownership: borrows cfg and sink (they outlive the workers). Packet bytes are borrowed for
@@ -113,12 +114,13 @@ void sn_workers_capture_stats(struct sn_workers *w, uint64_t recv, uint64_t drop
  * one stats record with the workers' counters summed. Joins the threads. */
 void sn_workers_finish(struct sn_workers *w);
 
-/* --stats lines (summed over workers) once finished; before that, the reader's dispatch
- * counters only. */
-void sn_workers_print_stats(const struct sn_workers *w, FILE *out);
-/* Prometheus text, summed over workers, once finished (nothing before: the counters belong
- * to running threads). */
-void sn_workers_metrics(const struct sn_workers *w, FILE *out);
+/* --stats lines (SIGUSR1), summed over the workers, plus each worker's packet count. While
+ * the workers run, their counters are those of their last snapshots: each worker takes one
+ * at every clock broadcast (each tick of a live capture, about once a second), reload and
+ * 65536 packets, so they lag by up to that. */
+void sn_workers_print_stats(struct sn_workers *w, FILE *out);
+/* Prometheus text, summed over the workers (snapshots while they run, as above). */
+void sn_workers_metrics(struct sn_workers *w, FILE *out);
 
 /* Records that could not be written (real sink and workers); valid after finish. */
 uint64_t sn_workers_sink_errors(const struct sn_workers *w);

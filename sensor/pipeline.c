@@ -753,8 +753,8 @@ static void flow_stats_json(const struct sn_flow_stats *st, uint32_t active, str
     sn_json_u64(j, "interim_records", st->active_records);
 }
 
-/* Counters of a set of pipelines (workers), summed. */
-struct stats_sum {
+/* Counters of a pipeline, or of a set of pipelines (workers) summed. */
+struct sn_pipeline_counters {
     struct sn_decode_stats dec;
     struct sn_flow_stats fl;
     uint64_t active;
@@ -765,6 +765,8 @@ struct stats_sum {
     struct sn_geo_stats geo;
     uint64_t records[SN_REC_TYPE_MAX];
     uint64_t sink_errors, bytes, reloads, reload_errors;
+    uint64_t cap_drop, cap_ifdrop; /* the capture's (not summed: one capture) */
+    bool has_geo;                  /* geo on: its metrics are written */
 };
 
 /* The module stats structs hold only uint64_t counters (their headers say so; the sizes are
@@ -787,9 +789,14 @@ static void add_counters(void *dst, const void *src, size_t size)
 
 #define ADD_COUNTERS(sum, one) add_counters(&(sum), (one), sizeof(sum))
 
-static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct stats_sum *s)
+static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct sn_pipeline_counters *s)
 {
     memset(s, 0, sizeof(*s));
+    if (n) {
+        s->cap_drop = ps[0]->cap_drop;
+        s->cap_ifdrop = ps[0]->cap_ifdrop;
+        s->has_geo = ps[0]->geo != NULL;
+    }
     for (unsigned i = 0; i < n; i++) {
         const struct sn_pipeline *p = ps[i];
         sn_decode_stats_add(&s->dec, &p->dec.st);
@@ -824,7 +831,7 @@ static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
 {
     struct sn_pipeline *p = ps[0];
     struct sn_json *j = &p->js;
-    struct stats_sum s;
+    struct sn_pipeline_counters s;
     sum_stats(ps, n, &s);
     begin_record(p, SN_REC_STATS);
     sn_json_arr_begin(j, "inputs");
@@ -934,14 +941,10 @@ void sn_pipeline_advance(struct sn_pipeline *p, int64_t now_us)
         sn_agg_advance(p->agg, p->now_us);
 }
 
-void sn_pipeline_print_stats_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
+/* The "name value" lines of --stats / SIGUSR1, inputs aside. */
+static void print_counters(const struct sn_pipeline_counters *s, FILE *out)
 {
-    if (!n)
-        return;
-    const struct sn_pipeline *p = ps[0];
-    struct stats_sum s;
-    sum_stats(ps, n, &s);
-    const struct sn_decode_stats *d = &s.dec;
+    const struct sn_decode_stats *d = &s->dec;
     fprintf(out, "packets %" PRIu64 "\n", d->packets);
     fprintf(out, "ipv4 %" PRIu64 "\nipv6 %" PRIu64 "\ntcp %" PRIu64 "\nudp %" PRIu64 "\n", d->ipv4,
             d->ipv6, d->tcp, d->udp);
@@ -949,11 +952,21 @@ void sn_pipeline_print_stats_sum(struct sn_pipeline *const *ps, unsigned n, FILE
     for (int r = 1; r < SN_DEC_REASON_MAX; r++)
         fprintf(out, "decode.%s %" PRIu64 "\n", sn_decode_reason_name((enum sn_decode_reason)r),
                 d->reason[r]);
-    fprintf(out, "flows.created %" PRIu64 "\nflows.evicted %" PRIu64 "\n", s.fl.created,
-            s.fl.evicted);
+    fprintf(out, "flows.created %" PRIu64 "\nflows.evicted %" PRIu64 "\n", s->fl.created,
+            s->fl.evicted);
     fprintf(out, "records.flow %" PRIu64 "\nrecords.fingerprint %" PRIu64 "\n",
-            s.records[SN_REC_FLOW], s.records[SN_REC_FINGERPRINT]);
-    fprintf(out, "sink.errors %" PRIu64 "\n", s.sink_errors);
+            s->records[SN_REC_FLOW], s->records[SN_REC_FINGERPRINT]);
+    fprintf(out, "sink.errors %" PRIu64 "\n", s->sink_errors);
+}
+
+void sn_pipeline_print_stats_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
+{
+    if (!n)
+        return;
+    const struct sn_pipeline *p = ps[0];
+    struct sn_pipeline_counters s;
+    sum_stats(ps, n, &s);
+    print_counters(&s, out);
     for (unsigned i = 0; i < p->n_inputs; i++)
         fprintf(out, "input %s packets %" PRIu64 "%s\n", p->inputs[i].path, p->inputs[i].packets,
                 p->inputs[i].truncated ? " truncated" : "");
@@ -971,41 +984,108 @@ static void metric(FILE *out, const char *name, const char *type, const char *he
             name, help, name, type, name, v);
 }
 
-void sn_pipeline_metrics_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
+/* Prometheus text of a set of counters. */
+static void write_metrics(const struct sn_pipeline_counters *c, FILE *out)
 {
-    if (!n)
-        return;
-    const struct sn_pipeline *p = ps[0];
-    struct stats_sum s;
-    sum_stats(ps, n, &s);
-    const struct sn_decode_stats *d = &s.dec;
+    const struct sn_decode_stats *d = &c->dec;
     metric(out, "packets_total", "counter", "Packets read from the capture.", d->packets);
-    metric(out, "bytes_total", "counter", "Bytes (on the wire) read from the capture.", s.bytes);
-    metric(out, "reloads_total", "counter", "Successful SIGHUP reloads.", s.reloads);
+    metric(out, "bytes_total", "counter", "Bytes (on the wire) read from the capture.", c->bytes);
+    metric(out, "reloads_total", "counter", "Successful SIGHUP reloads.", c->reloads);
     metric(out, "reload_errors_total", "counter", "Failed reloads (old rules/databases kept).",
-           s.reload_errors);
-    if (p->geo) {
-        metric(out, "geo_lookups_total", "counter", "Geo/ASN lookups.", s.geo.lookups);
+           c->reload_errors);
+    if (c->has_geo) {
+        metric(out, "geo_lookups_total", "counter", "Geo/ASN lookups.", c->geo.lookups);
         metric(out, "geo_cache_hits_total", "counter", "Geo/ASN lookups served by the cache.",
-               s.geo.cache_hits);
+               c->geo.cache_hits);
     }
     fprintf(out, "# HELP spanprint_drops_total Packets lost or not decoded, by cause.\n"
                  "# TYPE spanprint_drops_total counter\n");
-    fprintf(out, "spanprint_drops_total{cause=\"kernel\"} %" PRIu64 "\n", p->cap_drop);
-    fprintf(out, "spanprint_drops_total{cause=\"interface\"} %" PRIu64 "\n", p->cap_ifdrop);
+    fprintf(out, "spanprint_drops_total{cause=\"kernel\"} %" PRIu64 "\n", c->cap_drop);
+    fprintf(out, "spanprint_drops_total{cause=\"interface\"} %" PRIu64 "\n", c->cap_ifdrop);
     for (int r = 1; r < SN_DEC_REASON_MAX; r++)
         fprintf(out, "spanprint_drops_total{cause=\"decode_%s\"} %" PRIu64 "\n",
                 sn_decode_reason_name((enum sn_decode_reason)r), d->reason[r]);
-    fprintf(out, "spanprint_drops_total{cause=\"sink\"} %" PRIu64 "\n", s.sink_errors);
-    metric(out, "flows_active", "gauge", "Flows in the flow table.", s.active);
-    metric(out, "flows_created_total", "counter", "Flows created.", s.fl.created);
+    fprintf(out, "spanprint_drops_total{cause=\"sink\"} %" PRIu64 "\n", c->sink_errors);
+    metric(out, "flows_active", "gauge", "Flows in the flow table.", c->active);
+    metric(out, "flows_created_total", "counter", "Flows created.", c->fl.created);
     metric(out, "flows_evicted_total", "counter", "Flows evicted because the table was full.",
-           s.fl.evicted);
+           c->fl.evicted);
     fprintf(out, "# HELP spanprint_records_total Records written, by type.\n"
                  "# TYPE spanprint_records_total counter\n");
     for (int t = 0; t < SN_REC_TYPE_MAX; t++)
         fprintf(out, "spanprint_records_total{type=\"%s\"} %" PRIu64 "\n",
-                sn_rec_type_name((enum sn_rec_type)t), s.records[t]);
+                sn_rec_type_name((enum sn_rec_type)t), c->records[t]);
+}
+
+void sn_pipeline_metrics_sum(struct sn_pipeline *const *ps, unsigned n, FILE *out)
+{
+    if (!n)
+        return;
+    struct sn_pipeline_counters s;
+    sum_stats(ps, n, &s);
+    write_metrics(&s, out);
+}
+
+struct sn_pipeline_counters *sn_pipeline_counters_new(void)
+{
+    struct sn_pipeline_counters *c = calloc(1, sizeof(*c));
+    if (!c)
+        SN_ERR(ENOMEM, "out of memory for counters");
+    return c;
+}
+
+void sn_pipeline_counters_free(struct sn_pipeline_counters *c)
+{
+    free(c);
+}
+
+void sn_pipeline_counters_take(const struct sn_pipeline *p, struct sn_pipeline_counters *c)
+{
+    struct sn_pipeline *one = (struct sn_pipeline *)p;
+    sum_stats(&one, 1, c);
+}
+
+void sn_pipeline_counters_reset(struct sn_pipeline_counters *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+void sn_pipeline_counters_add(struct sn_pipeline_counters *sum,
+                              const struct sn_pipeline_counters *c)
+{
+    sn_decode_stats_add(&sum->dec, &c->dec);
+    ADD_COUNTERS(sum->fl, &c->fl);
+    sum->active += c->active;
+    ADD_COUNTERS(sum->tls, &c->tls);
+    ADD_COUNTERS(sum->quic, &c->quic);
+    ADD_COUNTERS(sum->cls, &c->cls);
+    ADD_COUNTERS(sum->agg, &c->agg);
+    ADD_COUNTERS(sum->geo, &c->geo);
+    for (int t = 0; t < SN_REC_TYPE_MAX; t++)
+        sum->records[t] += c->records[t];
+    sum->sink_errors += c->sink_errors;
+    sum->bytes += c->bytes;
+    sum->reloads += c->reloads;
+    sum->reload_errors += c->reload_errors;
+    sum->has_geo = sum->has_geo || c->has_geo;
+}
+
+void sn_pipeline_counters_set_capture(struct sn_pipeline_counters *c, uint64_t drop,
+                                      uint64_t ifdrop, uint64_t sink_errors)
+{
+    c->cap_drop = drop;
+    c->cap_ifdrop = ifdrop;
+    c->sink_errors += sink_errors;
+}
+
+void sn_pipeline_counters_metrics(const struct sn_pipeline_counters *c, FILE *out)
+{
+    write_metrics(c, out);
+}
+
+void sn_pipeline_counters_print(const struct sn_pipeline_counters *c, FILE *out)
+{
+    print_counters(c, out);
 }
 
 void sn_pipeline_metrics(const struct sn_pipeline *p, FILE *out)

@@ -117,6 +117,13 @@ struct worker {
     struct sn_sink collector;
     struct sn_workers *ws;
     unsigned idx;
+    unsigned since_snap; /* packets since the last counters snapshot */
+
+    /* The pipeline's counters as of the last snapshot, for /metrics and SIGUSR1 while the
+     * worker runs: written by the worker under snap_mu (at clock broadcasts, reloads and
+     * every SNAP_EVERY packets: never a lock per packet), read by the reader. */
+    pthread_mutex_t snap_mu;
+    struct sn_pipeline_counters *snap;
     pthread_t thr;
     bool started;
 };
@@ -144,6 +151,7 @@ struct sn_workers {
     int64_t close_key; /* align_down(now - grace - 1, window) at the last broadcast */
     uint64_t seq;    /* records written */
     uint64_t sink_errors;
+    struct sn_pipeline_counters *sum; /* the reader's scratch for the workers' snapshots */
     char *obuf;      /* record with "seq" inserted */
     size_t obuf_cap;
     bool finished;
@@ -257,6 +265,18 @@ static const struct sn_sink_ops collector_ops = {
 
 /* ---- worker thread ---- */
 
+/* Packets between two counter snapshots when no broadcast comes (a replay without
+ * fingerprints): a fast replay refreshes them many times a second. */
+#define SNAP_EVERY 65536u
+
+static void snapshot(struct worker *w)
+{
+    w->since_snap = 0;
+    pthread_mutex_lock(&w->snap_mu);
+    sn_pipeline_counters_take(w->p, w->snap);
+    pthread_mutex_unlock(&w->snap_mu);
+}
+
 static void wake(pthread_mutex_t *mu, pthread_cond_t *cv, _Atomic int *sleeping)
 {
     if (atomic_load(sleeping)) {
@@ -312,14 +332,18 @@ static void *worker_main(void *arg)
             sn_pipeline_advance(w->p, e.now_us);
             sn_pipeline_packet(w->p, e.dlt, w->ring + off + sizeof(e), e.caplen, e.wirelen,
                                e.ts_us);
+            if (++w->since_snap >= SNAP_EVERY)
+                snapshot(w);
             break;
         case E_ADVANCE:
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
+            snapshot(w);
             break;
         case E_RELOAD:
             w->cur_ord = e.ord;
             sn_pipeline_reload(w->p);
+            snapshot(w);
             break;
         default: /* E_PAD */
             break;
@@ -756,6 +780,8 @@ static void worker_free(struct worker *w)
     }
     free(w->ring);
     pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->snap_mu);
+    sn_pipeline_counters_free(w->snap);
     pthread_cond_destroy(&w->cv_cons);
     pthread_cond_destroy(&w->cv_prod);
     free(w);
@@ -851,6 +877,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         ws->w[i] = w;
         ws->n = i + 1;
         pthread_mutex_init(&w->mu, NULL);
+        pthread_mutex_init(&w->snap_mu, NULL);
         pthread_cond_init(&w->cv_cons, NULL);
         pthread_cond_init(&w->cv_prod, NULL);
         w->ws = ws;
@@ -858,7 +885,8 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         w->size = w->psize = ring_bytes;
         w->ring = w->pring = ring_alloc(ring_bytes);
         w->wchunk = w->rchunk = chunk_get(ws, CHUNK_BYTES);
-        if (!w->ring || !w->wchunk)
+        w->snap = sn_pipeline_counters_new();
+        if (!w->ring || !w->wchunk || !w->snap)
             goto nomem;
         w->collector.ops = &collector_ops;
         w->collector.priv = w;
@@ -867,7 +895,10 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         if (!w->p)
             goto fail;
         ws->ps[i] = w->p;
+        sn_pipeline_counters_take(w->p, w->snap); /* zeroes, before the thread runs */
     }
+    if (!(ws->sum = sn_pipeline_counters_new()))
+        goto nomem;
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = ws->w[i];
         int rc = pthread_create(&w->thr, NULL, worker_main, w);
@@ -904,6 +935,7 @@ void sn_workers_free(struct sn_workers *ws)
     }
     pthread_mutex_destroy(&ws->free_mu);
     sn_flow_table_free(ws->flows);
+    sn_pipeline_counters_free(ws->sum);
     free(ws->obuf);
     free(ws);
 }
@@ -1028,21 +1060,43 @@ void sn_workers_finish(struct sn_workers *ws)
     ws->finished = true;
 }
 
-void sn_workers_print_stats(const struct sn_workers *ws, FILE *out)
+/* The workers' counters as of their last snapshots, summed into ws->sum (the reader's). */
+static void sum_snapshots(struct sn_workers *ws)
 {
-    if (ws->finished)
+    sn_pipeline_counters_reset(ws->sum);
+    for (unsigned i = 0; i < ws->n; i++) {
+        struct worker *w = ws->w[i];
+        pthread_mutex_lock(&w->snap_mu);
+        sn_pipeline_counters_add(ws->sum, w->snap);
+        pthread_mutex_unlock(&w->snap_mu);
+    }
+    sn_pipeline_counters_set_capture(ws->sum, ws->cap_drop, ws->cap_ifdrop, ws->sink_errors);
+}
+
+void sn_workers_print_stats(struct sn_workers *ws, FILE *out)
+{
+    if (ws->finished) {
         sn_pipeline_print_stats_sum((struct sn_pipeline *const *)ws->ps, ws->n, out);
-    else
-        fprintf(out, "packets %" PRIu64 "\n", ws->packets);
+    } else {
+        sum_snapshots(ws);
+        sn_pipeline_counters_print(ws->sum, out);
+        for (unsigned i = 0; i < ws->n_inputs; i++) /* as a pipeline: packets once it ended */
+            fprintf(out, "input %s packets %" PRIu64 "%s\n", ws->inputs[i].path,
+                    ws->inputs[i].packets, ws->inputs[i].truncated ? " truncated" : "");
+    }
     for (unsigned i = 0; i < ws->n; i++)
         fprintf(out, "worker.%u.packets %" PRIu64 "\n", i, ws->w[i]->dispatched);
     fprintf(out, "worker.records_written %" PRIu64 "\n", ws->seq);
 }
 
-void sn_workers_metrics(const struct sn_workers *ws, FILE *out)
+void sn_workers_metrics(struct sn_workers *ws, FILE *out)
 {
-    if (ws->finished)
+    if (ws->finished) {
         sn_pipeline_metrics_sum((struct sn_pipeline *const *)ws->ps, ws->n, out);
+        return;
+    }
+    sum_snapshots(ws);
+    sn_pipeline_counters_metrics(ws->sum, out);
 }
 
 uint64_t sn_workers_sink_errors(const struct sn_workers *ws)

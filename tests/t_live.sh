@@ -3,7 +3,8 @@
 # from one end, spanprint captures on the other. The flow records must equal those of
 # offline replay of the same capture (timestamps aside) with zero drops; SIGTERM mid-capture
 # exits 0 with every record flushed; a top-speed run reports its drop counters. Also checks
-# the Prometheus endpoint, --pid-file and --user. Skipped (not failed) without root/netns.
+# the Prometheus endpoint (one pipeline and --workers 2), --pid-file and --user. Skipped (not
+# failed) without root/netns.
 source "$(dirname "$0")/lib/check.sh"
 NS_A=sp_live_a$$
 NS_B=sp_live_b$$
@@ -67,6 +68,21 @@ pkts=$(grep -o '"decode":{"packets":[0-9]*' "$TMP/fast.live" | grep -o '[0-9]*$'
 drops=$(grep -o '"kernel_drops":[0-9]*' "$TMP/fast.live" | cut -d: -f2)
 check_eq "received = processed + kernel drops" "$recv" "$((pkts + drops))"
 check "--pid-file is removed at exit" test ! -e "$TMP/sp.pid"
+
+# --workers: /metrics and SIGUSR1 sum the workers' counters while they run (each worker
+# snapshots its counters at every tick); two ticks after the traffic, they count every packet.
+start_sensor "$TMP/w2.live" --workers 2 --metrics 127.0.0.1:19391
+ip netns exec "$NS_B" tcpreplay -q -i spv1 --pps 2000 "$ROOT/tests/pcap/tls-sni.pcapng" >/dev/null 2>&1
+sleep 2.5
+ip netns exec "$NS_A" curl -s http://127.0.0.1:19391/metrics >"$TMP/w2.metrics"
+kill -USR1 "$spid"; sleep 1.5
+kill -TERM "$spid"; wait "$spid"
+final=$(grep -o '"decode":{"packets":[0-9]*' "$TMP/w2.live" | grep -o '[0-9]*$')
+check "--workers 2: the capture got packets" test "${final:-0}" -gt 0
+check_eq "--workers 2: /metrics counts every packet while the workers run" \
+    "spanprint_packets_total $final" "$(grep '^spanprint_packets_total ' "$TMP/w2.metrics")"
+check "--workers 2: /metrics sums the workers' flows" grep -Eq '^spanprint_flows_created_total [1-9]' "$TMP/w2.metrics"
+check "--workers 2: SIGUSR1 prints the workers' packet count" grep -q "^packets $final\$" "$TMP/w2.live.err"
 
 # Privilege drop: capture opened as root, then runs as nobody.
 start_sensor "$TMP/user.live" --user nobody
