@@ -789,39 +789,40 @@ static void add_counters(void *dst, const void *src, size_t size)
 
 #define ADD_COUNTERS(sum, one) add_counters(&(sum), (one), sizeof(sum))
 
-static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct sn_pipeline_counters *s)
+/* p's counters into c (overwritten). */
+static void take_counters(const struct sn_pipeline *p, struct sn_pipeline_counters *s)
 {
     memset(s, 0, sizeof(*s));
-    if (n) {
-        s->cap_drop = ps[0]->cap_drop;
-        s->cap_ifdrop = ps[0]->cap_ifdrop;
-        s->has_geo = ps[0]->geo != NULL;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        const struct sn_pipeline *p = ps[i];
-        sn_decode_stats_add(&s->dec, &p->dec.st);
-        ADD_COUNTERS(s->fl, sn_flow_stats(p->flows));
-        s->active += sn_flow_active(p->flows);
-        ADD_COUNTERS(s->tls, &p->tls_st);
-        if (p->quic)
-            ADD_COUNTERS(s->quic, sn_quic_ctx_stats(p->quic));
-        if (p->cls) {
-            struct sn_classify_stats cs = sn_classify_stats(p->cls);
-            ADD_COUNTERS(s->cls, &cs);
-        }
-        if (p->agg)
-            ADD_COUNTERS(s->agg, sn_agg_stats(p->agg));
-        if (p->geo) {
-            struct sn_geo_stats gs;
-            sn_geo_get_stats(p->geo, &gs);
-            ADD_COUNTERS(s->geo, &gs);
-        }
-        for (int t = 0; t < SN_REC_TYPE_MAX; t++)
-            s->records[t] += p->records[t];
-        s->sink_errors += p->sink_errors;
-        s->bytes += p->bytes;
-        s->reloads += p->reloads;
-        s->reload_errors += p->reload_errors;
+    s->cap_drop = p->cap_drop;
+    s->cap_ifdrop = p->cap_ifdrop;
+    s->has_geo = p->geo != NULL;
+    s->dec = p->dec.st;
+    s->fl = *sn_flow_stats(p->flows);
+    s->active = sn_flow_active(p->flows);
+    s->tls = p->tls_st;
+    if (p->quic)
+        s->quic = *sn_quic_ctx_stats(p->quic);
+    if (p->cls)
+        s->cls = sn_classify_stats(p->cls);
+    if (p->agg)
+        s->agg = *sn_agg_stats(p->agg);
+    if (p->geo)
+        sn_geo_get_stats(p->geo, &s->geo);
+    memcpy(s->records, p->records, sizeof(s->records));
+    s->sink_errors = p->sink_errors;
+    s->bytes = p->bytes;
+    s->reloads = p->reloads;
+    s->reload_errors = p->reload_errors;
+}
+
+/* The counters of ps[0..n) summed into s; capture drops are ps[0]'s. */
+static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct sn_pipeline_counters *s)
+{
+    take_counters(ps[0], s);
+    for (unsigned i = 1; i < n; i++) {
+        struct sn_pipeline_counters one;
+        take_counters(ps[i], &one);
+        sn_pipeline_counters_add(s, &one);
     }
 }
 
@@ -1041,8 +1042,7 @@ void sn_pipeline_counters_free(struct sn_pipeline_counters *c)
 
 void sn_pipeline_counters_take(const struct sn_pipeline *p, struct sn_pipeline_counters *c)
 {
-    struct sn_pipeline *one = (struct sn_pipeline *)p;
-    sum_stats(&one, 1, c);
+    take_counters(p, c);
 }
 
 void sn_pipeline_counters_reset(struct sn_pipeline_counters *c)
