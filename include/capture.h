@@ -46,6 +46,14 @@ bool sn_capture_is_live(const struct sn_capture *c);
  * stays valid; SN_ERR has the detail); another negative code: read error. */
 int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out);
 
+/* Several live captures in one loop (-i repeated): after set_no_wait, next() on a live
+ * capture returns 0 at once when no packet is ready, and the caller waits for any of them
+ * with sn_capture_wait (poll on their descriptors, at most timeout_ms; a signal ends it
+ * early). Files are skipped by wait. At most SN_CAPTURE_WAIT_MAX captures. */
+#define SN_CAPTURE_WAIT_MAX 16
+void sn_capture_set_no_wait(struct sn_capture *c);
+void sn_capture_wait(struct sn_capture *const *cs, unsigned n, int timeout_ms);
+
 int sn_capture_dlt(const struct sn_capture *c);
 const char *sn_capture_path(const struct sn_capture *c);
 /* The link type's name as libpcap spells it, e.g. "EN10MB". */

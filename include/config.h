@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #define SN_CONFIG_MAX_INPUTS 64
+#define SN_CONFIG_MAX_IFACES 16
 #define SN_CONFIG_MAX_KV 128
 
 /* A librdkafka property with where it came from, for error messages. */
@@ -30,7 +31,9 @@ struct sn_config {
     /* input */
     char *inputs[SN_CONFIG_MAX_INPUTS]; /* -r FILE, in order; "-" is stdin */
     unsigned n_inputs;
-    char *iface;  /* -i IFACE (live capture) */
+    char *ifaces[SN_CONFIG_MAX_IFACES]; /* -i IFACE (live capture; repeatable: one flow table
+                                           for all, e.g. the two directions of a tap) */
+    unsigned n_ifaces;
     char *filter; /* -f BPF */
     unsigned snaplen;
     unsigned buffer_mb;

@@ -24,7 +24,8 @@ struct sn_capture {
     struct mapped *map; /* replay of a classic pcap file without libpcap (see below) */
     int dlt;
     bool live;
-    int fd; /* live: pollable descriptor */
+    int fd;       /* live: pollable descriptor */
+    bool no_wait; /* live: next() returns 0 at once when nothing is ready (no poll) */
     /* pcap_stats counters are 32-bit and wrap; keep 64-bit totals */
     uint32_t last_recv, last_drop, last_ifdrop;
     uint64_t recv, drop, ifdrop;
@@ -364,7 +365,7 @@ int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out)
     struct pcap_pkthdr *h;
     const u_char *data;
     int rc = pcap_next_ex(c->pcap, &h, &data);
-    if (rc == 0 && c->live) {
+    if (rc == 0 && c->live && !c->no_wait) {
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         if (poll(&pfd, 1, SN_CAPTURE_TIMEOUT_MS) > 0)
             rc = pcap_next_ex(c->pcap, &h, &data);
@@ -382,6 +383,22 @@ int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out)
     if (msg && strstr(msg, "truncated"))
         return SN_ERR(SN_ETRUNC, "%s: %s", c->path, msg);
     return SN_ERR(EIO, "%s: %s", c->path, msg ? msg : "read error");
+}
+
+void sn_capture_set_no_wait(struct sn_capture *c)
+{
+    c->no_wait = true;
+}
+
+void sn_capture_wait(struct sn_capture *const *cs, unsigned n, int timeout_ms)
+{
+    struct pollfd pfd[SN_CAPTURE_WAIT_MAX];
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && k < SN_CAPTURE_WAIT_MAX; i++)
+        if (cs[i]->live)
+            pfd[k++] = (struct pollfd){.fd = cs[i]->fd, .events = POLLIN};
+    if (k)
+        (void)poll(pfd, k, timeout_ms); /* EINTR (a signal) returns early, as wanted */
 }
 
 int sn_capture_dlt(const struct sn_capture *c)

@@ -13,7 +13,7 @@
 
 #include "err.h"
 
-enum ktype { K_STR, K_UINT, K_BOOL, K_INPUT, K_KV, K_FILE, K_ACTION };
+enum ktype { K_STR, K_UINT, K_BOOL, K_INPUT, K_IFACE, K_KV, K_FILE, K_ACTION };
 
 struct key {
     const char *name; /* long option and file key */
@@ -34,7 +34,8 @@ static const struct key keys[] = {
      "read a pcap or pcapng file (repeatable, in order; - is stdin)"},
     {"output", 'o', K_STR, F(output), NULL, 0, 0, "FILE", "write NDJSON records to FILE (default stdout)"},
     {"config", 'c', K_FILE, 0, NULL, 0, 0, "FILE", "read `key = value` options from FILE"},
-    {"interface", 'i', K_STR, F(iface), NULL, 0, 0, "IFACE", "capture live from IFACE"},
+    {"interface", 'i', K_IFACE, 0, NULL, 0, 0, "IFACE",
+     "capture live from IFACE (repeatable: all into one flow table)"},
     {"filter", 'f', K_STR, F(filter), NULL, 0, 0, "BPF", "BPF filter expression"},
     {"snaplen", 0, K_UINT, F(snaplen), "262144", 64, 262144, "N", "live capture snapshot length"},
     {"buffer-mb", 0, K_UINT, F(buffer_mb), "64", 1, 4096, "N", "live capture kernel buffer (MiB)"},
@@ -162,6 +163,14 @@ static int set_value(struct sn_config *cfg, const struct key *k, const char *v,
             return SN_ERR(SN_ECONFIG, "%s: more than %d inputs", where, SN_CONFIG_MAX_INPUTS);
         cfg->inputs[cfg->n_inputs++] = xstrdup(v);
         return 0;
+    case K_IFACE:
+        for (unsigned i = 0; i < cfg->n_ifaces; i++)
+            if (strcmp(cfg->ifaces[i], v) == 0)
+                return SN_ERR(SN_ECONFIG, "%s: interface '%s' given twice", where, v);
+        if (cfg->n_ifaces >= SN_CONFIG_MAX_IFACES)
+            return SN_ERR(SN_ECONFIG, "%s: more than %d interfaces", where, SN_CONFIG_MAX_IFACES);
+        cfg->ifaces[cfg->n_ifaces++] = xstrdup(v);
+        return 0;
     case K_KV: {
         const char *eq = strchr(v, '=');
         if (!eq || eq == v)
@@ -211,6 +220,8 @@ void sn_config_fini(struct sn_config *cfg)
             free(*(char **)((char *)cfg + keys[i].off));
     for (unsigned i = 0; i < cfg->n_inputs; i++)
         free(cfg->inputs[i]);
+    for (unsigned i = 0; i < cfg->n_ifaces; i++)
+        free(cfg->ifaces[i]);
     for (unsigned i = 0; i < cfg->n_kafka; i++) {
         free(cfg->kafka[i].key);
         free(cfg->kafka[i].val);
@@ -357,6 +368,10 @@ void sn_config_dump(const struct sn_config *cfg, FILE *out)
             for (unsigned j = 0; j < cfg->n_inputs; j++)
                 fprintf(out, "%s = %s\n", k->name, cfg->inputs[j]);
             break;
+        case K_IFACE:
+            for (unsigned j = 0; j < cfg->n_ifaces; j++)
+                fprintf(out, "%s = %s\n", k->name, cfg->ifaces[j]);
+            break;
         case K_KV:
             for (unsigned j = 0; j < cfg->n_kafka; j++)
                 fprintf(out, "kafka.%s = %s\n", cfg->kafka[j].key, cfg->kafka[j].val);
@@ -465,13 +480,13 @@ int sn_config_parse_args(struct sn_config *cfg, int argc, char **argv)
         sn_config_dump(cfg, stdout);
         return 1;
     }
-    if (!cfg->n_inputs && !cfg->iface && !cfg->drain)
+    if (!cfg->n_inputs && !cfg->n_ifaces && !cfg->drain)
         return SN_ERR(SN_ECONFIG, "no input: give -r FILE or -i IFACE (see --help)");
-    if (cfg->n_inputs && cfg->iface)
+    if (cfg->n_inputs && cfg->n_ifaces)
         return SN_ERR(SN_ECONFIG, "-r and -i cannot be combined");
     if (cfg->drain && !cfg->brokers)
         return SN_ERR(SN_ECONFIG, "--drain needs --brokers (it sends the Kafka spool)");
-    if (cfg->user && !cfg->iface)
+    if (cfg->user && !cfg->n_ifaces)
         return SN_ERR(SN_ECONFIG, "--user applies to live capture (-i) only");
     return 0;
 }

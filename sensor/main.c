@@ -149,55 +149,91 @@ static void serve_signals(struct sn_pipeline *p, struct sn_workers *w)
     }
 }
 
-/* Hands the live capture's kernel counters (received, dropped) to whichever runs. */
-static void pass_capture_stats(struct sn_capture *c, struct sn_pipeline *p, struct sn_workers *w)
+/* Hands the live captures' kernel counters (received, dropped), summed, to whichever runs. */
+static void pass_capture_stats(struct sn_capture *const *cs, unsigned n, struct sn_pipeline *p,
+                               struct sn_workers *w)
 {
-    uint64_t recv, drop, ifdrop;
-    if (sn_capture_stats(c, &recv, &drop, &ifdrop) != 0)
-        return;
+    uint64_t recv = 0, drop = 0, ifdrop = 0;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t r, d, i;
+        if (sn_capture_stats(cs[k], &r, &d, &i) != 0)
+            return;
+        recv += r;
+        drop += d;
+        ifdrop += i;
+    }
     if (w)
         sn_workers_capture_stats(w, recv, drop, ifdrop);
     else
         sn_pipeline_capture_stats(p, recv, drop, ifdrop);
 }
 
-/* Reads packets of one capture into the pipeline until it ends (files) or a stop signal
- * (live). Returns 0, or 1 when a file was truncated (warned, what was read is kept), or a
- * negative code on a read error. */
-static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_capture *c,
-                       struct sn_metrics *m, struct sn_sink *sink)
+static void input_begin(struct sn_pipeline *p, struct sn_workers *w, const struct sn_capture *c)
+{
+    if (w)
+        sn_workers_input_begin(w, sn_capture_path(c), sn_capture_dlt(c));
+    else
+        sn_pipeline_input_begin(p, sn_capture_path(c), sn_capture_dlt(c));
+}
+
+static void input_end(struct sn_pipeline *p, struct sn_workers *w, uint64_t n, bool truncated)
+{
+    if (w)
+        sn_workers_input_end(w, n, truncated);
+    else
+        sn_pipeline_input_end(p, n, truncated);
+}
+
+_Static_assert(SN_CONFIG_MAX_IFACES <= SN_CAPTURE_WAIT_MAX, "every interface can be waited on");
+
+/* Reads packets into the pipeline until the input ends (a file) or a stop signal (live).
+ * cs[0..n): one file, or every live interface (-i repeated), read in turn into the one
+ * pipeline, waiting on all of them while none has a packet. Returns 0, or 1 when a file was
+ * truncated (warned, what was read is kept), or a negative code on a read error. */
+static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_capture *const *cs,
+                       unsigned n, struct sn_metrics *m, struct sn_sink *sink)
 {
     struct sn_capture_pkt pkt;
-    uint64_t n = 0;
-    int dlt = sn_capture_dlt(c);
-    bool live = sn_capture_is_live(c);
+    uint64_t got[SN_CAPTURE_WAIT_MAX] = {0};
+    bool live = sn_capture_is_live(cs[0]);
     int64_t next_tick = mono_ms() + 1000;
     int rc = 0;
-    if (w)
-        sn_workers_input_begin(w, sn_capture_path(c), dlt);
-    else
-        sn_pipeline_input_begin(p, sn_capture_path(c), dlt);
-    while (!stop_requested) {
-        rc = sn_capture_next(c, &pkt);
-        if (rc == 1) {
-            if (w)
-                sn_workers_packet(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
-            else
-                sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
-            n++;
-        } else if (rc < 0 || !live) {
-            break;
+    if (n > 1)
+        for (unsigned k = 0; k < n; k++)
+            sn_capture_set_no_wait(cs[k]);
+    input_begin(p, w, cs[0]);
+    bool done = false;
+    while (!stop_requested && !done) {
+        bool any = false;
+        for (unsigned k = 0; k < n; k++) {
+            rc = sn_capture_next(cs[k], &pkt);
+            if (rc == 1) {
+                int dlt = sn_capture_dlt(cs[k]);
+                if (w)
+                    sn_workers_packet(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+                else
+                    sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+                got[k]++;
+                any = true;
+            } else if (rc < 0 || !live) {
+                done = true;
+                break;
+            }
         }
+        if (done)
+            break;
         if (!live) {
             /* Replay: signals are handled between packets too (stdin may be a slow pipe). */
             serve_signals(p, w);
             continue;
         }
+        if (n > 1 && !any)
+            sn_capture_wait(cs, n, SN_CAPTURE_TIMEOUT_MS);
         /* Live: once a second, advance time by the wall clock and publish counters. */
         int64_t now = mono_ms();
         if (now >= next_tick || stats_requested || reload_requested) {
             next_tick = now + 1000;
-            pass_capture_stats(c, p, w);
+            pass_capture_stats(cs, n, p, w);
             if (w)
                 sn_workers_tick(w, wall_us());
             else
@@ -209,16 +245,17 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
         }
     }
     if (live)
-        pass_capture_stats(c, p, w);
+        pass_capture_stats(cs, n, p, w);
     if (stop_requested || rc == 1)
         rc = 0;
-    if (w)
-        sn_workers_input_end(w, n, rc == -SN_ETRUNC);
-    else
-        sn_pipeline_input_end(p, n, rc == -SN_ETRUNC);
+    input_end(p, w, got[0], rc == -SN_ETRUNC);
+    for (unsigned k = 1; k < n; k++) { /* the other interfaces, in -i order */
+        input_begin(p, w, cs[k]);
+        input_end(p, w, got[k], false);
+    }
     if (rc == -SN_ETRUNC) {
         fprintf(stderr, "spanprint: warning: %s; kept the %llu packets read before it\n",
-                sn_err_last(), (unsigned long long)n);
+                sn_err_last(), (unsigned long long)got[0]);
         return 1;
     }
     if (rc < 0) {
@@ -256,13 +293,14 @@ int main(int argc, char **argv)
     install_signals();
 
     /* Open every input first, so a missing or unreadable file fails before any output. */
-    if (cfg.iface) {
-        /* (sensor, run, seq) identifies a record across restarts of a live sensor; replay
-         * leaves "run" out so that its output stays byte-identical from run to run. */
+    /* (sensor, run, seq) identifies a record across restarts of a live sensor; replay leaves
+     * "run" out so that its output stays byte-identical from run to run. */
+    if (cfg.n_ifaces)
         cfg.run_id = wall_us();
+    for (unsigned i = 0; i < cfg.n_ifaces; i++) {
         bool perm;
-        caps[n_caps] = sn_capture_open_live(cfg.iface, cfg.filter, cfg.snaplen, cfg.buffer_mb,
-                                            !cfg.no_promisc, &perm);
+        caps[n_caps] = sn_capture_open_live(cfg.ifaces[i], cfg.filter, cfg.snaplen,
+                                            cfg.buffer_mb, !cfg.no_promisc, &perm);
         if (!caps[n_caps]) {
             die_msg(sn_err_last());
             status = strstr(sn_err_last(), "--filter") ? EXIT_USAGE : EXIT_RUNTIME;
@@ -333,14 +371,18 @@ int main(int argc, char **argv)
     }
 
     unsigned truncated = 0;
-    for (unsigned i = 0; i < n_caps && !stop_requested; i++) {
-        rc = run_capture(p, w, caps[i], metrics, &sink);
+    /* Files one after the other; live interfaces all at once. */
+    unsigned per_run = cfg.n_ifaces ? n_caps : 1;
+    for (unsigned i = 0; i < n_caps && !stop_requested; i += per_run) {
+        rc = run_capture(p, w, &caps[i], per_run, metrics, &sink);
         if (rc == 1)
             truncated++;
         else if (rc < 0)
             status = EXIT_RUNTIME;
-        sn_capture_close(caps[i]);
-        caps[i] = NULL;
+        for (unsigned k = i; k < i + per_run; k++) {
+            sn_capture_close(caps[k]);
+            caps[k] = NULL;
+        }
     }
     if (w)
         sn_workers_finish(w);

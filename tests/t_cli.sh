@@ -22,6 +22,16 @@ check "unknown option is named" grep -q "no-such-option" "$TMP/err"
 run
 check_eq "no input exits 2" 2 "$rc"
 check "no input says how to give one" grep -q -- "-r FILE" "$TMP/err"
+run -i lo -i lo
+check_eq "an interface given twice exits 2" 2 "$rc"
+check "an interface given twice is named" grep -q -- "--interface: interface 'lo' given twice" "$TMP/err"
+printf 'interface = spv9\ninterface = spv8\n' >"$TMP/ifaces.conf"
+run -c "$TMP/ifaces.conf" --dump-config
+check "config file: interface repeated, each kept in order" \
+    bash -c "grep '^interface = ' '$TMP/out' | tr '\n' ' ' | grep -qx 'interface = spv9 interface = spv8 '"
+run -c "$TMP/ifaces.conf" -i spv7 --dump-config
+check "-i on the command line replaces the file's interfaces" \
+    bash -c "grep '^interface = ' '$TMP/out' | tr '\n' ' ' | grep -qx 'interface = spv7 '"
 run -r "$P/sample.pcapng" --flow-max abc
 check_eq "bad number exits 2" 2 "$rc"
 check "bad number names the option" grep -q -- "--flow-max: 'abc'" "$TMP/err"

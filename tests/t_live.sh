@@ -3,8 +3,8 @@
 # from one end, spanprint captures on the other. The flow records must equal those of
 # offline replay of the same capture (timestamps aside) with zero drops; SIGTERM mid-capture
 # exits 0 with every record flushed; a top-speed run reports its drop counters. Also checks
-# the Prometheus endpoint (one pipeline and --workers 2), --pid-file and --user. Skipped (not
-# failed) without root/netns.
+# two interfaces in one process, the Prometheus endpoint (one pipeline and --workers 2),
+# --pid-file and --user. Skipped (not failed) without root/netns.
 source "$(dirname "$0")/lib/check.sh"
 NS_A=sp_live_a$$
 NS_B=sp_live_b$$
@@ -17,14 +17,15 @@ cleanup() { ip netns del "$NS_A" 2>/dev/null; ip netns del "$NS_B" 2>/dev/null; 
 trap cleanup EXIT
 ip netns add "$NS_B"
 ip link add spv0 netns "$NS_A" type veth peer name spv1 netns "$NS_B"
-for ns in "$NS_A:spv0" "$NS_B:spv1"; do
+ip link add spv2 netns "$NS_A" type veth peer name spv3 netns "$NS_B" # a second link: -i twice
+for ns in "$NS_A:spv0" "$NS_B:spv1" "$NS_A:spv2" "$NS_B:spv3"; do
     n=${ns%%:*}; i=${ns#*:}
     ip netns exec "$n" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$n" link set "$i" mtu 9000 up
     ip -n "$n" link set lo up
 done
-ip netns exec "$NS_A" sysctl -q -w net.ipv6.conf.spv0.disable_ipv6=1 2>/dev/null
-ip netns exec "$NS_B" sysctl -q -w net.ipv6.conf.spv1.disable_ipv6=1 2>/dev/null
+for i in spv0 spv2; do ip netns exec "$NS_A" sysctl -q -w net.ipv6.conf.$i.disable_ipv6=1 2>/dev/null; done
+for i in spv1 spv3; do ip netns exec "$NS_B" sysctl -q -w net.ipv6.conf.$i.disable_ipv6=1 2>/dev/null; done
 
 # Captures with frames that fit a 9000-byte MTU (tcpreplay cannot send bigger ones).
 CAPS=(latest.pcapng tls-sni.pcapng v6.pcap)
@@ -50,6 +51,41 @@ for cap in "${CAPS[@]}"; do
     check "$cap: the stats record is flushed at SIGTERM" grep -q '"type":"stats"' "$TMP/$cap.live"
     check "$cap: live records carry the run id, replayed ones do not" bash -c "grep -q '\"sensor\":\"live\",\"run\":[1-9]' '$TMP/$cap.live' && ! grep -q '\"run\":' '$TMP/$cap.offline'"
 done
+
+# Two interfaces in one process (-i twice, as for the two directions of a tap): one flow
+# table for both; the flow records equal offline replay of both captures, and the stats
+# record lists each interface with its packets.
+start_sensor "$TMP/two.live" -i spv2
+ip netns exec "$NS_B" tcpreplay -q -i spv1 --pps 500 "$ROOT/tests/pcap/latest.pcapng" >/dev/null 2>&1 &
+rp=$!
+ip netns exec "$NS_B" tcpreplay -q -i spv3 --pps 500 "$ROOT/tests/pcap/v6.pcap" >/dev/null 2>&1
+wait "$rp"
+sleep 0.5
+kill -TERM "$spid"; wait "$spid"; rc=$?
+check_eq "-i twice: SIGTERM exits 0" 0 "$rc"
+"$SP" -r "$ROOT/tests/pcap/latest.pcapng" -r "$ROOT/tests/pcap/v6.pcap" --sensor-id live -o "$TMP/two.offline"
+check "-i twice: flows of both links equal offline replay of both captures" python3 "$ROOT/tests/tools/compare_flows.py" "$TMP/two.offline" "$TMP/two.live"
+n_latest=$(grep -o '"file":"[^"]*/latest.pcapng","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
+n_v6=$(grep -o '"file":"[^"]*/v6.pcap","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
+check "-i twice: the stats record lists both interfaces with their packets" \
+    grep -q "\"inputs\":\[{\"file\":\"spv0\",\"linktype\":1,\"packets\":$n_latest,\"truncated\":false},{\"file\":\"spv2\",\"linktype\":1,\"packets\":$n_v6," "$TMP/two.live"
+check "-i twice: zero drops on both" grep -q '"kernel_drops":0,"interface_drops":0' "$TMP/two.live"
+
+# A tap delivers each direction on its own port: the client's datagrams on spv2, the
+# server's on spv0, in turns. One flow table: one flow with both directions counted.
+python3 -c "
+import sys; sys.path.insert(0, '$ROOT/tests/tools'); import rawpcap as r
+up = lambda n: [(i * 0.01, r.udp('10.9.0.1', '10.9.0.2', 40000, 5000, b'up%d' % i)) for i in range(n)]
+down = lambda n: [(i * 0.01, r.udp('10.9.0.2', '10.9.0.1', 5000, 40000, b'down%d' % i)) for i in range(n)]
+r.write('$TMP/tap1.pcap', up(3), 1700000000); r.write('$TMP/tap2.pcap', down(2), 1700000001)
+r.write('$TMP/tap3.pcap', up(2), 1700000002)"
+start_sensor "$TMP/tap.live" -i spv2
+for t in spv3:tap1 spv1:tap2 spv3:tap3; do
+    ip netns exec "$NS_B" tcpreplay -q -i "${t%%:*}" "$TMP/${t#*:}.pcap" >/dev/null 2>&1; sleep 0.3
+done
+kill -TERM "$spid"; wait "$spid"
+check_eq "tap: one flow for both directions" 1 "$(grep '"type":"flow"' "$TMP/tap.live" | grep -c '"client":{"ip":"10.9.0.1","port":40000,')"
+check "tap: the client's 5 and the server's 2 datagrams in it" grep -q '"c2s":{"pkts":5,[^}]*},"s2c":{"pkts":2,' "$TMP/tap.live"
 
 # Top speed with a tiny kernel buffer: whatever is lost is reported, not hidden.
 start_sensor "$TMP/fast.live" --buffer-mb 1 --metrics 127.0.0.1:19390 --pid-file "$TMP/sp.pid"
