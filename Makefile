@@ -11,7 +11,7 @@ GITREV   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
-WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
+WARN     := -Wall -Wextra -Wconversion -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS   ?= -O2 -g
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude $(PKG_CFLAGS) \
                -DSN_VERSION='"$(VERSION)"' -DSN_GITREV='"$(GITREV)"' -MMD -MP

@@ -281,7 +281,7 @@ static unsigned memo_set(int kind, const struct memo_key *k)
 {
     const unsigned char *s = (const unsigned char *)k->v;
     size_t n = k->n * sizeof(k->v[0]), i = 0;
-    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ULL ^ (uint64_t)kind;
+    uint64_t h = (uint64_t)n * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)kind;
     for (uint64_t x; i + 8 <= n; i += 8) {
         memcpy(&x, s + i, 8);
         h = (h ^ x) * 0xff51afd7ed558ccdULL;

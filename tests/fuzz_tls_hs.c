@@ -73,8 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sink += strlen(s);
     if ((s = sn_tls_meta_alpn(m)) != NULL)
         sink += strlen(s);
-    sink += sn_tls_meta_is_tls13(m) + sn_tls_meta_has_client_hello(m) +
-            sn_tls_meta_has_server_hello(m) + sn_tls_meta_version(m) + sn_tls_meta_ech(m);
+    sink += (size_t)(sn_tls_meta_is_tls13(m) + sn_tls_meta_has_client_hello(m) +
+                     sn_tls_meta_has_server_hello(m) + sn_tls_meta_version(m) +
+                     sn_tls_meta_ech(m));
     uint32_t chain = 0;
     const struct sn_x509_info *x = sn_tls_meta_leaf(m, &chain);
     if (x)

@@ -375,7 +375,7 @@ static void test_gap_never_fills(void **state)
     uint8_t rec[1005];
     memset(rec, 0x5a, sizeof(rec));
     rec[0] = 0x17, rec[1] = 0x03, rec[2] = 0x03, rec[3] = 1000 >> 8, rec[4] = 1000 & 0xff;
-    uint32_t seq = pq_segs[6].seq + pq_segs[6].len;
+    uint32_t seq = pq_segs[6].seq + (uint32_t)pq_segs[6].len;
     for (int k = 0; k < 6; k++, seq += sizeof(rec))
         sn_tls_segment(f.t, 0, seq, false, rec, sizeof(rec), sizeof(rec), 0);
     assert_false(sn_tls_buffering(f.t, 0));
@@ -391,7 +391,7 @@ static void test_gap_never_fills(void **state)
     fix_open(&f, 4096);
     feed(f.t, &pq_segs[0], 0);
     feed(f.t, &pq_segs[3], 0);
-    seq = pq_segs[3].seq + pq_segs[3].len;
+    seq = pq_segs[3].seq + (uint32_t)pq_segs[3].len;
     for (int k = 0; k < 4; k++, seq += sizeof(rec))
         sn_tls_segment(f.t, 0, seq, false, rec, sizeof(rec), sizeof(rec), 0);
     assert_false(sn_tls_is_tls(f.t));

@@ -410,7 +410,7 @@ static void test_workers_equal_single(void **state)
     const char *st1 = strstr(one.buf, "{\"type\":\"stats\"");
     assert_non_null(st1);
     const char *d1 = strstr(st1, "\"decode\":"), *d2 = strstr(st, "\"decode\":");
-    assert_memory_equal(d1, d2, strchr(d1, '}') - d1);
+    assert_memory_equal(d1, d2, (size_t)(strchr(d1, '}') - d1));
     const char *r1 = strstr(st1, "\"records\":"), *r2 = strstr(st, "\"records\":");
     assert_string_equal(r1, r2);
     free(one.buf);
