@@ -4,8 +4,9 @@
  * HMAC-SHA256 over a digest method fetched once per thread); each Initial then costs one
  * AES-128-ECB block (header protection) and one AES-128-GCM decryption of ~1.2 KB, with
  * cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
- * to the per-thread scratch buffer, CRYPTO data to the flow's buffer (allocated on its first
- * CRYPTO frame, freed with the flow state).
+ * to the per-thread scratch buffer, CRYPTO data to the per-thread reassembly buffer, and only
+ * a flow whose ClientHello is still incomplete after a datagram gets a buffer of its own
+ * (freed with the flow state).
  */
 #define SN_LOG_MOD "quic"
 #include "quic.h"
@@ -40,6 +41,11 @@ struct sn_quic_ctx {
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
     uint8_t aad[PKT_MAX];
+    /* CRYPTO reassembly for a flow without a buffer of its own, during one sn_quic_datagram
+     * call (and the hello it returns, until the next call): SN_QUIC_CRYPTO_CAP bytes, then
+     * the bitmap. Most ClientHellos complete in their flow's first datagram, so most flows
+     * never allocate (see crypto_store, sn_quic_datagram). */
+    uint8_t reasm[SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8];
 };
 
 struct sn_quic {
@@ -52,7 +58,8 @@ struct sn_quic {
     uint8_t datagrams;
     bool done, overflow;
     int64_t largest_pn; /* -1 before the first */
-    uint8_t *buf; /* SN_QUIC_CRYPTO_CAP bytes, then a bitmap of filled bytes */
+    uint8_t *buf; /* SN_QUIC_CRYPTO_CAP bytes, then a bitmap of filled bytes: owned, or
+                     borrowed cx->reasm during a call (see crypto_store) */
     uint8_t *map;
     uint32_t contig; /* buf[0, contig) is filled */
     uint32_t hi;     /* highest filled offset + 1 */
@@ -321,11 +328,17 @@ struct sn_quic *sn_quic_new(struct sn_quic_ctx *cx)
     return q;
 }
 
+static bool buf_owned(const struct sn_quic *q)
+{
+    return q->buf && q->buf != q->cx->reasm;
+}
+
 void sn_quic_free(struct sn_quic *q)
 {
     if (!q)
         return;
-    free(q->buf);
+    if (buf_owned(q))
+        free(q->buf);
     free(q);
 }
 
@@ -343,7 +356,7 @@ size_t sn_quic_mem(const struct sn_quic *q)
 {
     if (!q)
         return 0;
-    return sizeof(*q) + (q->buf ? SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8 : 0);
+    return sizeof(*q) + (buf_owned(q) ? SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8 : 0);
 }
 
 /* RFC 9000 16: variable-length integer, the two high bits of the first byte give its length
@@ -399,19 +412,18 @@ static void map_set_range(struct sn_quic *q, uint32_t i, uint32_t n)
 
 /* Stores CRYPTO data at its stream offset. Data sent again at an offset must be the same
  * (RFC 9000 19.6), so overlaps are simply overwritten. Bytes beyond the cap are dropped and
- * flag an overflow. Returns false when the buffer cannot be allocated. */
-static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
+ * flag an overflow. A flow without a buffer borrows the per-thread cx->reasm for the call;
+ * sn_quic_datagram gives it one of its own if the ClientHello is still incomplete after it. */
+static void crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
 {
     if (!q->buf) {
-        q->buf = malloc(SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8);
-        if (!q->buf)
-            return false;
+        q->buf = q->cx->reasm;
         q->map = q->buf + SN_QUIC_CRYPTO_CAP;
-        memset(q->map, 0, SN_QUIC_CRYPTO_CAP / 8);
+        memset(q->map, 0, SN_QUIC_CRYPTO_CAP / 8); /* the previous borrower's bits */
     }
     if (off >= SN_QUIC_CRYPTO_CAP) {
         q->overflow = n > 0;
-        return true;
+        return;
     }
     if (off + n > SN_QUIC_CRYPTO_CAP) {
         q->overflow = true;
@@ -422,8 +434,12 @@ static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
     map_set_range(q, o, (uint32_t)n);
     if (o + n > q->hi)
         q->hi = o + (uint32_t)n;
-    /* Advance the contiguous prefix, a whole map byte at a time where it is full. */
-    uint32_t c = q->contig;
+    /* Data starting beyond the contiguous prefix cannot extend it. Otherwise [0, o + n) is
+     * filled now: advance from there over data stored earlier, a whole map byte at a time
+     * where it is full (so each byte is scanned once per flow). */
+    if (o > q->contig)
+        return;
+    uint32_t c = o + (uint32_t)n > q->contig ? o + (uint32_t)n : q->contig;
     while (c < q->hi) {
         if (!(c & 7) && q->map[c >> 3] == 0xff) {
             c += 8;
@@ -434,7 +450,6 @@ static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
         c++;
     }
     q->contig = c < q->hi ? c : q->hi;
-    return true;
 }
 
 /* ---- frames: RFC 9000 19 (those allowed in Initial packets, 12.4) ------------------ */
@@ -448,8 +463,9 @@ static int crypto_frame(struct sn_quic *q, struct sn_cur *c)
     if (n > sn_cur_left(c))
         return -SN_EPROTO;
     const uint8_t *d = sn_cur_take(c, (size_t)n);
-    if (!d || !crypto_store(q, off, d, (size_t)n))
+    if (!d)
         return -SN_EPROTO;
+    crypto_store(q, off, d, (size_t)n);
     return 0;
 }
 
@@ -686,11 +702,10 @@ static void datagram(struct sn_quic *q, const uint8_t *p, size_t caplen)
     }
 }
 
-int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
-                     size_t *hello_len)
+/* One datagram, then the ClientHello check (sn_quic_datagram's results). */
+static int step(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
+                size_t *hello_len)
 {
-    if (!q || q->done)
-        return SN_QUIC_DONE;
     if (q->datagrams < UINT8_MAX)
         q->datagrams++;
     if (p && caplen)
@@ -724,4 +739,40 @@ int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const u
         return SN_QUIC_DONE;
     }
     return SN_QUIC_MORE;
+}
+
+/* Moves a flow's CRYPTO data out of the borrowed cx->reasm into a buffer of its own. */
+static bool own_buf(struct sn_quic *q)
+{
+    uint8_t *b = malloc(SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8);
+    if (!b)
+        return false;
+    size_t mapped = (q->hi + 7) / 8; /* map bits are set below hi only */
+    memcpy(b, q->buf, q->hi);
+    memcpy(b + SN_QUIC_CRYPTO_CAP, q->map, mapped);
+    memset(b + SN_QUIC_CRYPTO_CAP + mapped, 0, SN_QUIC_CRYPTO_CAP / 8 - mapped);
+    q->buf = b;
+    q->map = b + SN_QUIC_CRYPTO_CAP;
+    return true;
+}
+
+int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
+                     size_t *hello_len)
+{
+    if (!q || q->done)
+        return SN_QUIC_DONE;
+    int r = step(q, p, caplen, hello, hello_len);
+    if (q->buf != q->cx->reasm)
+        return r;
+    /* The flow borrowed cx->reasm for this call. Done: leave it (a hello stays there until
+     * the next call on this ctx). Still under way: keep the data in a buffer of its own. */
+    if (r == SN_QUIC_MORE && own_buf(q))
+        return r;
+    if (r == SN_QUIC_MORE) { /* no memory: give up on the flow */
+        q->done = true;
+        q->cx->st.gave_up++;
+        r = SN_QUIC_DONE;
+    }
+    q->buf = q->map = NULL;
+    return r;
 }
