@@ -621,9 +621,12 @@ static void initial(struct sn_quic *q, const struct version_info *vi, uint32_t v
     struct sn_quic_ctx *cx = q->cx;
     bool same = q->version == version && q->dcid_len == dcid_len &&
                 memcmp(q->dcid, dcid, dcid_len) == 0;
-    if (!q->version && !set_keys(q, vi, version, dcid, dcid_len)) {
-        cx->st.bad_packets++;
-        return;
+    if (!q->version) {
+        if (!set_keys(q, vi, version, dcid, dcid_len)) {
+            cx->st.bad_packets++;
+            return;
+        }
+        same = true; /* keyed from this DCID just now: no other keys to try */
     }
     int n = unprotect(q, pkt, pn_off, rest);
     if (n < 0 && !same && q->version) {
