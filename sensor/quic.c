@@ -35,8 +35,8 @@ struct sn_quic_ctx {
     const EVP_MD *sha256; /* borrowed from digest.c */
     EVP_CIPHER *ecb, *gcm;
     EVP_MD_CTX *work;
-    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
-    EVP_MD_CTX *salt_in[NSALTS], *salt_out[NSALTS];     /* ... of each salt */
+    EVP_MD_CTX *key_in, *key_out; /* HMAC pads of the client secret at hand */
+    EVP_MD_CTX *salt_in[NSALTS], *salt_out[NSALTS]; /* ... of each salt */
     EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
@@ -229,24 +229,32 @@ const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
 
 /* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
 
-/* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
- * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
- * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
- * continues copies of them. */
+/* RFC 2104 HMAC-SHA256 of keys of at most one block (as all keys here are).
+ * In OpenSSL 3 every EVP_DigestInit_ex and EVP_MD_CTX_copy_ex frees and allocates the
+ * provider's digest state, so each costs about what one SHA-256 block does. A key used
+ * several times (the salts, the client secret) has its padded blocks digested once:
+ * hmac_prep digests (key ^ ipad) into `in` and (key ^ opad) into `out`; hmac_run continues
+ * copies of them. A key used once (the initial secret) goes through hmac_once, which digests
+ * the padded blocks along with the message: as many blocks, two state setups fewer. */
+static void hmac_pads(const uint8_t *key, size_t klen, uint8_t ipad[64], uint8_t opad[64])
+{
+    memset(ipad, 0x36, 64);
+    memset(opad, 0x5c, 64);
+    for (size_t i = 0; i < klen; i++) {
+        ipad[i] ^= key[i];
+        opad[i] ^= key[i];
+    }
+}
+
 static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
                      EVP_MD_CTX *out)
 {
-    uint8_t pad[64];
-    if (klen > sizeof(pad))
+    uint8_t ipad[64], opad[64];
+    if (klen > sizeof(ipad))
         return -EINVAL;
-    memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < klen; i++)
-        pad[i] ^= key[i];
-    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
-        return -ENOMEM;
-    for (size_t i = 0; i < sizeof(pad); i++)
-        pad[i] ^= 0x36 ^ 0x5c;
-    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
+    hmac_pads(key, klen, ipad, opad);
+    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, ipad, sizeof(ipad)) ||
+        !EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, opad, sizeof(opad)))
         return -ENOMEM;
     return 0;
 }
@@ -264,52 +272,75 @@ static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_C
     return 0;
 }
 
-/* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
- * secret's pads prepared in cx->key_in/key_out:
- *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
- *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
-static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
+static int hmac_once(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, const uint8_t *msg,
+                     size_t mlen, uint8_t mac[32])
 {
-    uint8_t info[64], t[32];
-    size_t ll = strlen(label), n = 0;
-    if (len > sizeof(t) || 4 + 6 + ll + 1 > sizeof(info))
+    uint8_t ipad[64], opad[64], ih[32];
+    unsigned int n;
+    EVP_MD_CTX *w = cx->work;
+    if (klen > sizeof(ipad))
         return -EINVAL;
-    info[n++] = 0;
-    info[n++] = (uint8_t)len;
-    info[n++] = (uint8_t)(6 + ll);
-    memcpy(info + n, "tls13 ", 6);
-    n += 6;
-    memcpy(info + n, label, ll);
-    n += ll;
-    info[n++] = 0; /* empty context */
-    info[n++] = 1; /* HKDF-Expand counter */
-    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
-    if (rc)
-        return rc;
-    memcpy(out, t, len);
+    hmac_pads(key, klen, ipad, opad);
+    if (!EVP_DigestInit_ex(w, cx->sha256, NULL) || !EVP_DigestUpdate(w, ipad, sizeof(ipad)) ||
+        !EVP_DigestUpdate(w, msg, mlen) || !EVP_DigestFinal_ex(w, ih, &n) ||
+        !EVP_DigestInit_ex(w, cx->sha256, NULL) || !EVP_DigestUpdate(w, opad, sizeof(opad)) ||
+        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
+        return -ENOMEM;
     return 0;
 }
+
+/* HKDF-Expand-Label(secret, Label, "", L) for L <= 32 (one HMAC block) is HMAC(secret,
+ * HkdfLabel || 0x01) cut to L bytes, with
+ *   struct { uint16 length = L; opaque label<7..255> = "tls13 " + Label;
+ *            opaque context<0..255> = ""; } HkdfLabel;
+ * The labels are constants, so each HkdfLabel || 0x01 is spelled out here: L (2 bytes), the
+ * label's length (1 byte), the label, an empty context (0) and the counter (1). */
+struct expand_info {
+    const char *bytes;
+    uint8_t len; /* of bytes */
+};
+
+#define EXPAND_INFO(l, ll, label)                                                                 \
+    {"\0" l ll "tls13 " label "\0\1", sizeof("\0" l ll "tls13 " label "\0\1") - 1}
+
+static const struct expand_info info_client_in = EXPAND_INFO("\x20", "\x0f", "client in");
+/* RFC 9001 5.1 and 5.4 (v1 and the drafts), RFC 9369 3.3.2 (v2): key, iv, hp */
+static const struct expand_info info_v1[3] = {
+    EXPAND_INFO("\x10", "\x0e", "quic key"),
+    EXPAND_INFO("\x0c", "\x0d", "quic iv"),
+    EXPAND_INFO("\x10", "\x0d", "quic hp"),
+};
+static const struct expand_info info_v2[3] = {
+    EXPAND_INFO("\x10", "\x10", "quicv2 key"),
+    EXPAND_INFO("\x0c", "\x0f", "quicv2 iv"),
+    EXPAND_INFO("\x10", "\x0f", "quicv2 hp"),
+};
 
 int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t *dcid,
                         size_t dcid_len, uint8_t key[16], uint8_t iv[12], uint8_t hp[16])
 {
     const struct version_info *vi = version_find(version);
-    uint8_t initial[32], client[32];
+    uint8_t initial[32], client[32], t[3][32];
     int rc;
     if (!vi)
         return -EINVAL;
+    const struct expand_info *info = vi->v2_labels ? info_v2 : info_v1;
+    const uint8_t *ci = (const uint8_t *)info_client_in.bytes;
     /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
      * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
      * key, iv and hp are expanded from client_initial_secret. */
     if ((rc = hmac_run(cx, cx->salt_in[vi->salt], cx->salt_out[vi->salt], dcid, dcid_len,
                        initial)) ||
-        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, "client in", client, 32)) ||
-        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 key" : "quic key", key, 16)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 iv" : "quic iv", iv, 12)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 hp" : "quic hp", hp, 16)))
+        (rc = hmac_once(cx, initial, sizeof(initial), ci, info_client_in.len, client)) ||
+        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)))
         return rc;
+    for (size_t i = 0; i < 3; i++)
+        if ((rc = hmac_run(cx, cx->key_in, cx->key_out, (const uint8_t *)info[i].bytes,
+                           info[i].len, t[i])))
+            return rc;
+    memcpy(key, t[0], 16);
+    memcpy(iv, t[1], 12);
+    memcpy(hp, t[2], 16);
     return 0;
 }
 
