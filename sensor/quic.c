@@ -427,18 +427,37 @@ static inline bool map_get(const struct sn_quic *q, uint32_t i)
     return (q->map[i >> 3] >> (i & 7)) & 1;
 }
 
-/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+/* Marks [i, i + n) filled: the end bytes with masks, the whole bytes between with memset. */
 static void map_set_range(struct sn_quic *q, uint32_t i, uint32_t n)
 {
-    uint32_t end = i + n;
-    for (; i < end && (i & 7); i++)
-        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
-    if (end - i >= 8) {
-        memset(q->map + (i >> 3), 0xff, (end - i) >> 3);
-        i += (end - i) & ~7u;
+    if (!n)
+        return;
+    uint32_t first = i >> 3, last = (i + n - 1) >> 3;
+    uint8_t head = (uint8_t)(0xffu << (i & 7));              /* bits i & 7 .. 7 */
+    uint8_t tail = (uint8_t)(0xffu >> (7 - ((i + n - 1) & 7))); /* bits 0 .. (i + n - 1) & 7 */
+    if (first == last) {
+        q->map[first] |= head & tail;
+        return;
     }
-    for (; i < end; i++)
-        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+    q->map[first] |= head;
+    memset(q->map + first + 1, 0xff, last - first - 1);
+    q->map[last] |= tail;
+}
+
+/* The first unfilled offset from c on, at most hi (bits are set below hi only): bit by bit
+ * up to a byte boundary, then 64 and 8 bytes at a time while full. */
+static uint32_t map_gap(const struct sn_quic *q, uint32_t c, uint32_t hi)
+{
+    for (; c < hi && (c & 7); c++)
+        if (!map_get(q, c))
+            return c;
+    for (uint64_t w; hi - c >= 64 && (memcpy(&w, q->map + (c >> 3), 8), w == ~0ull);)
+        c += 64;
+    while (hi - c >= 8 && q->map[c >> 3] == 0xff)
+        c += 8;
+    while (c < hi && map_get(q, c))
+        c++;
+    return c;
 }
 
 /* Stores CRYPTO data at its stream offset. Data sent again at an offset must be the same
@@ -466,21 +485,11 @@ static void crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
     if (o + n > q->hi)
         q->hi = o + (uint32_t)n;
     /* Data starting beyond the contiguous prefix cannot extend it. Otherwise [0, o + n) is
-     * filled now: advance from there over data stored earlier, a whole map byte at a time
-     * where it is full (so each byte is scanned once per flow). */
+     * filled now: advance from there over data stored earlier (so each byte is scanned once
+     * per flow). */
     if (o > q->contig)
         return;
-    uint32_t c = o + (uint32_t)n > q->contig ? o + (uint32_t)n : q->contig;
-    while (c < q->hi) {
-        if (!(c & 7) && q->map[c >> 3] == 0xff) {
-            c += 8;
-            continue;
-        }
-        if (!map_get(q, c))
-            break;
-        c++;
-    }
-    q->contig = c < q->hi ? c : q->hi;
+    q->contig = map_gap(q, o + (uint32_t)n > q->contig ? o + (uint32_t)n : q->contig, q->hi);
 }
 
 /* ---- frames: RFC 9000 19 (those allowed in Initial packets, 12.4) ------------------ */
