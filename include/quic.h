@@ -21,11 +21,13 @@
  * Initial packets, in any order). The caller hands that message to tls_hs.
  * Server Initials and Handshake packets use other keys and are not looked at.
  *
- * Per thread: one struct sn_quic_ctx (the fetched libcrypto objects, a decryption scratch
- * buffer and the counters). Per flow: one struct sn_quic (keys, CRYPTO reassembly).
+ * Per thread: one struct sn_quic_ctx (the fetched libcrypto objects, decryption and CRYPTO
+ * reassembly scratch buffers and the counters). Per flow: one struct sn_quic (keys, CRYPTO
+ * reassembly once a ClientHello spans datagrams).
  * Ownership: constructors return owned memory, freed by the matching _free (NULL-safe).
  * Datagram bytes are borrowed for the call; the ClientHello returned by sn_quic_datagram is
- * borrowed from the flow state until its next call or sn_quic_free.
+ * borrowed from the flow state or the ctx until the next sn_quic_datagram call on any flow
+ * of that ctx, sn_quic_free or sn_quic_ctx_free.
  * Thread safety: a ctx and the flows fed through it belong to one thread.
  */
 #ifndef SN_QUIC_H

@@ -4,8 +4,9 @@
  * HMAC-SHA256 over a digest method fetched once per thread); each Initial then costs one
  * AES-128-ECB block (header protection) and one AES-128-GCM decryption of ~1.2 KB, with
  * cipher contexts reused across packets. Nothing is allocated per packet: the plaintext goes
- * to the per-thread scratch buffer, CRYPTO data to the flow's buffer (allocated on its first
- * CRYPTO frame, freed with the flow state).
+ * to the per-thread scratch buffer, CRYPTO data to the per-thread reassembly buffer, and only
+ * a flow whose ClientHello is still incomplete after a datagram gets a buffer of its own
+ * (freed with the flow state).
  */
 #define SN_LOG_MOD "quic"
 #include "quic.h"
@@ -34,12 +35,17 @@ struct sn_quic_ctx {
     const EVP_MD *sha256; /* borrowed from digest.c */
     EVP_CIPHER *ecb, *gcm;
     EVP_MD_CTX *work;
-    EVP_MD_CTX *key_in, *key_out;                       /* HMAC pads of the key at hand */
-    EVP_MD_CTX *salt_in[NSALTS], *salt_out[NSALTS];     /* ... of each salt */
+    EVP_MD_CTX *key_in, *key_out; /* HMAC pads of the client secret at hand */
+    EVP_MD_CTX *salt_in[NSALTS], *salt_out[NSALTS]; /* ... of each salt */
     EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
     struct sn_quic_stats st;
     uint8_t plain[PKT_MAX];
     uint8_t aad[PKT_MAX];
+    /* CRYPTO reassembly for a flow without a buffer of its own, during one sn_quic_datagram
+     * call (and the hello it returns, until the next call): SN_QUIC_CRYPTO_CAP bytes, then
+     * the bitmap. Most ClientHellos complete in their flow's first datagram, so most flows
+     * never allocate (see crypto_store, sn_quic_datagram). */
+    uint8_t reasm[SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8];
 };
 
 struct sn_quic {
@@ -52,7 +58,8 @@ struct sn_quic {
     uint8_t datagrams;
     bool done, overflow;
     int64_t largest_pn; /* -1 before the first */
-    uint8_t *buf; /* SN_QUIC_CRYPTO_CAP bytes, then a bitmap of filled bytes */
+    uint8_t *buf; /* SN_QUIC_CRYPTO_CAP bytes, then a bitmap of filled bytes: owned, or
+                     borrowed cx->reasm during a call (see crypto_store) */
     uint8_t *map;
     uint32_t contig; /* buf[0, contig) is filled */
     uint32_t hi;     /* highest filled offset + 1 */
@@ -222,24 +229,32 @@ const struct sn_quic_stats *sn_quic_ctx_stats(const struct sn_quic_ctx *cx)
 
 /* ---- key derivation: RFC 5869 HKDF, RFC 8446 7.1 HKDF-Expand-Label ---------------- */
 
-/* RFC 2104 HMAC-SHA256, split so that a key used several times (the salts, the client
- * secret) has its padded blocks digested once: hmac_prep digests (key ^ ipad) into `in` and
- * (key ^ opad) into `out` (keys of at most one block, as all keys here are); hmac_run
- * continues copies of them. */
+/* RFC 2104 HMAC-SHA256 of keys of at most one block (as all keys here are).
+ * In OpenSSL 3 every EVP_DigestInit_ex and EVP_MD_CTX_copy_ex frees and allocates the
+ * provider's digest state, so each costs about what one SHA-256 block does. A key used
+ * several times (the salts, the client secret) has its padded blocks digested once:
+ * hmac_prep digests (key ^ ipad) into `in` and (key ^ opad) into `out`; hmac_run continues
+ * copies of them. A key used once (the initial secret) goes through hmac_once, which digests
+ * the padded blocks along with the message: as many blocks, two state setups fewer. */
+static void hmac_pads(const uint8_t *key, size_t klen, uint8_t ipad[64], uint8_t opad[64])
+{
+    memset(ipad, 0x36, 64);
+    memset(opad, 0x5c, 64);
+    for (size_t i = 0; i < klen; i++) {
+        ipad[i] ^= key[i];
+        opad[i] ^= key[i];
+    }
+}
+
 static int hmac_prep(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, EVP_MD_CTX *in,
                      EVP_MD_CTX *out)
 {
-    uint8_t pad[64];
-    if (klen > sizeof(pad))
+    uint8_t ipad[64], opad[64];
+    if (klen > sizeof(ipad))
         return -EINVAL;
-    memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < klen; i++)
-        pad[i] ^= key[i];
-    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, pad, sizeof(pad)))
-        return -ENOMEM;
-    for (size_t i = 0; i < sizeof(pad); i++)
-        pad[i] ^= 0x36 ^ 0x5c;
-    if (!EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, pad, sizeof(pad)))
+    hmac_pads(key, klen, ipad, opad);
+    if (!EVP_DigestInit_ex(in, cx->sha256, NULL) || !EVP_DigestUpdate(in, ipad, sizeof(ipad)) ||
+        !EVP_DigestInit_ex(out, cx->sha256, NULL) || !EVP_DigestUpdate(out, opad, sizeof(opad)))
         return -ENOMEM;
     return 0;
 }
@@ -257,52 +272,75 @@ static int hmac_run(struct sn_quic_ctx *cx, const EVP_MD_CTX *in, const EVP_MD_C
     return 0;
 }
 
-/* HKDF-Expand-Label(secret, label, "", len) for len <= 32 (one HMAC block), with the
- * secret's pads prepared in cx->key_in/key_out:
- *   struct { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
- *   HkdfLabel; output = first len bytes of HMAC(secret, HkdfLabel || 0x01). */
-static int expand_label(struct sn_quic_ctx *cx, const char *label, uint8_t *out, size_t len)
+static int hmac_once(struct sn_quic_ctx *cx, const uint8_t *key, size_t klen, const uint8_t *msg,
+                     size_t mlen, uint8_t mac[32])
 {
-    uint8_t info[64], t[32];
-    size_t ll = strlen(label), n = 0;
-    if (len > sizeof(t) || 4 + 6 + ll + 1 > sizeof(info))
+    uint8_t ipad[64], opad[64], ih[32];
+    unsigned int n;
+    EVP_MD_CTX *w = cx->work;
+    if (klen > sizeof(ipad))
         return -EINVAL;
-    info[n++] = 0;
-    info[n++] = (uint8_t)len;
-    info[n++] = (uint8_t)(6 + ll);
-    memcpy(info + n, "tls13 ", 6);
-    n += 6;
-    memcpy(info + n, label, ll);
-    n += ll;
-    info[n++] = 0; /* empty context */
-    info[n++] = 1; /* HKDF-Expand counter */
-    int rc = hmac_run(cx, cx->key_in, cx->key_out, info, n, t);
-    if (rc)
-        return rc;
-    memcpy(out, t, len);
+    hmac_pads(key, klen, ipad, opad);
+    if (!EVP_DigestInit_ex(w, cx->sha256, NULL) || !EVP_DigestUpdate(w, ipad, sizeof(ipad)) ||
+        !EVP_DigestUpdate(w, msg, mlen) || !EVP_DigestFinal_ex(w, ih, &n) ||
+        !EVP_DigestInit_ex(w, cx->sha256, NULL) || !EVP_DigestUpdate(w, opad, sizeof(opad)) ||
+        !EVP_DigestUpdate(w, ih, sizeof(ih)) || !EVP_DigestFinal_ex(w, mac, &n))
+        return -ENOMEM;
     return 0;
 }
+
+/* HKDF-Expand-Label(secret, Label, "", L) for L <= 32 (one HMAC block) is HMAC(secret,
+ * HkdfLabel || 0x01) cut to L bytes, with
+ *   struct { uint16 length = L; opaque label<7..255> = "tls13 " + Label;
+ *            opaque context<0..255> = ""; } HkdfLabel;
+ * The labels are constants, so each HkdfLabel || 0x01 is spelled out here: L (2 bytes), the
+ * label's length (1 byte), the label, an empty context (0) and the counter (1). */
+struct expand_info {
+    const char *bytes;
+    uint8_t len; /* of bytes */
+};
+
+#define EXPAND_INFO(l, ll, label)                                                                 \
+    {"\0" l ll "tls13 " label "\0\1", sizeof("\0" l ll "tls13 " label "\0\1") - 1}
+
+static const struct expand_info info_client_in = EXPAND_INFO("\x20", "\x0f", "client in");
+/* RFC 9001 5.1 and 5.4 (v1 and the drafts), RFC 9369 3.3.2 (v2): key, iv, hp */
+static const struct expand_info info_v1[3] = {
+    EXPAND_INFO("\x10", "\x0e", "quic key"),
+    EXPAND_INFO("\x0c", "\x0d", "quic iv"),
+    EXPAND_INFO("\x10", "\x0d", "quic hp"),
+};
+static const struct expand_info info_v2[3] = {
+    EXPAND_INFO("\x10", "\x10", "quicv2 key"),
+    EXPAND_INFO("\x0c", "\x0f", "quicv2 iv"),
+    EXPAND_INFO("\x10", "\x0f", "quicv2 hp"),
+};
 
 int sn_quic_client_keys(struct sn_quic_ctx *cx, uint32_t version, const uint8_t *dcid,
                         size_t dcid_len, uint8_t key[16], uint8_t iv[12], uint8_t hp[16])
 {
     const struct version_info *vi = version_find(version);
-    uint8_t initial[32], client[32];
+    uint8_t initial[32], client[32], t[3][32];
     int rc;
     if (!vi)
         return -EINVAL;
+    const struct expand_info *info = vi->v2_labels ? info_v2 : info_v1;
+    const uint8_t *ci = (const uint8_t *)info_client_in.bytes;
     /* RFC 9001 5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id);
      * client_initial_secret = HKDF-Expand-Label(initial_secret, "client in", "", 32); the
      * key, iv and hp are expanded from client_initial_secret. */
     if ((rc = hmac_run(cx, cx->salt_in[vi->salt], cx->salt_out[vi->salt], dcid, dcid_len,
                        initial)) ||
-        (rc = hmac_prep(cx, initial, sizeof(initial), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, "client in", client, 32)) ||
-        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 key" : "quic key", key, 16)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 iv" : "quic iv", iv, 12)) ||
-        (rc = expand_label(cx, vi->v2_labels ? "quicv2 hp" : "quic hp", hp, 16)))
+        (rc = hmac_once(cx, initial, sizeof(initial), ci, info_client_in.len, client)) ||
+        (rc = hmac_prep(cx, client, sizeof(client), cx->key_in, cx->key_out)))
         return rc;
+    for (size_t i = 0; i < 3; i++)
+        if ((rc = hmac_run(cx, cx->key_in, cx->key_out, (const uint8_t *)info[i].bytes,
+                           info[i].len, t[i])))
+            return rc;
+    memcpy(key, t[0], 16);
+    memcpy(iv, t[1], 12);
+    memcpy(hp, t[2], 16);
     return 0;
 }
 
@@ -321,11 +359,17 @@ struct sn_quic *sn_quic_new(struct sn_quic_ctx *cx)
     return q;
 }
 
+static bool buf_owned(const struct sn_quic *q)
+{
+    return q->buf && q->buf != q->cx->reasm;
+}
+
 void sn_quic_free(struct sn_quic *q)
 {
     if (!q)
         return;
-    free(q->buf);
+    if (buf_owned(q))
+        free(q->buf);
     free(q);
 }
 
@@ -343,7 +387,7 @@ size_t sn_quic_mem(const struct sn_quic *q)
 {
     if (!q)
         return 0;
-    return sizeof(*q) + (q->buf ? SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8 : 0);
+    return sizeof(*q) + (buf_owned(q) ? SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8 : 0);
 }
 
 /* RFC 9000 16: variable-length integer, the two high bits of the first byte give its length
@@ -383,35 +427,53 @@ static inline bool map_get(const struct sn_quic *q, uint32_t i)
     return (q->map[i >> 3] >> (i & 7)) & 1;
 }
 
-/* Marks [i, i + n) filled: partial bytes bit by bit, whole bytes with one memset. */
+/* Marks [i, i + n) filled: the end bytes with masks, the whole bytes between with memset. */
 static void map_set_range(struct sn_quic *q, uint32_t i, uint32_t n)
 {
-    uint32_t end = i + n;
-    for (; i < end && (i & 7); i++)
-        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
-    if (end - i >= 8) {
-        memset(q->map + (i >> 3), 0xff, (end - i) >> 3);
-        i += (end - i) & ~7u;
+    if (!n)
+        return;
+    uint32_t first = i >> 3, last = (i + n - 1) >> 3;
+    uint8_t head = (uint8_t)(0xffu << (i & 7));              /* bits i & 7 .. 7 */
+    uint8_t tail = (uint8_t)(0xffu >> (7 - ((i + n - 1) & 7))); /* bits 0 .. (i + n - 1) & 7 */
+    if (first == last) {
+        q->map[first] |= head & tail;
+        return;
     }
-    for (; i < end; i++)
-        q->map[i >> 3] = (uint8_t)(q->map[i >> 3] | (1u << (i & 7)));
+    q->map[first] |= head;
+    memset(q->map + first + 1, 0xff, last - first - 1);
+    q->map[last] |= tail;
+}
+
+/* The first unfilled offset from c on, at most hi (bits are set below hi only): bit by bit
+ * up to a byte boundary, then 64 and 8 bytes at a time while full. */
+static uint32_t map_gap(const struct sn_quic *q, uint32_t c, uint32_t hi)
+{
+    for (; c < hi && (c & 7); c++)
+        if (!map_get(q, c))
+            return c;
+    for (uint64_t w; hi - c >= 64 && (memcpy(&w, q->map + (c >> 3), 8), w == ~0ull);)
+        c += 64;
+    while (hi - c >= 8 && q->map[c >> 3] == 0xff)
+        c += 8;
+    while (c < hi && map_get(q, c))
+        c++;
+    return c;
 }
 
 /* Stores CRYPTO data at its stream offset. Data sent again at an offset must be the same
  * (RFC 9000 19.6), so overlaps are simply overwritten. Bytes beyond the cap are dropped and
- * flag an overflow. Returns false when the buffer cannot be allocated. */
-static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
+ * flag an overflow. A flow without a buffer borrows the per-thread cx->reasm for the call;
+ * sn_quic_datagram gives it one of its own if the ClientHello is still incomplete after it. */
+static void crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, size_t n)
 {
     if (!q->buf) {
-        q->buf = malloc(SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8);
-        if (!q->buf)
-            return false;
+        q->buf = q->cx->reasm;
         q->map = q->buf + SN_QUIC_CRYPTO_CAP;
-        memset(q->map, 0, SN_QUIC_CRYPTO_CAP / 8);
+        memset(q->map, 0, SN_QUIC_CRYPTO_CAP / 8); /* the previous borrower's bits */
     }
     if (off >= SN_QUIC_CRYPTO_CAP) {
         q->overflow = n > 0;
-        return true;
+        return;
     }
     if (off + n > SN_QUIC_CRYPTO_CAP) {
         q->overflow = true;
@@ -422,19 +484,12 @@ static bool crypto_store(struct sn_quic *q, uint64_t off, const uint8_t *data, s
     map_set_range(q, o, (uint32_t)n);
     if (o + n > q->hi)
         q->hi = o + (uint32_t)n;
-    /* Advance the contiguous prefix, a whole map byte at a time where it is full. */
-    uint32_t c = q->contig;
-    while (c < q->hi) {
-        if (!(c & 7) && q->map[c >> 3] == 0xff) {
-            c += 8;
-            continue;
-        }
-        if (!map_get(q, c))
-            break;
-        c++;
-    }
-    q->contig = c < q->hi ? c : q->hi;
-    return true;
+    /* Data starting beyond the contiguous prefix cannot extend it. Otherwise [0, o + n) is
+     * filled now: advance from there over data stored earlier (so each byte is scanned once
+     * per flow). */
+    if (o > q->contig)
+        return;
+    q->contig = map_gap(q, o + (uint32_t)n > q->contig ? o + (uint32_t)n : q->contig, q->hi);
 }
 
 /* ---- frames: RFC 9000 19 (those allowed in Initial packets, 12.4) ------------------ */
@@ -448,8 +503,9 @@ static int crypto_frame(struct sn_quic *q, struct sn_cur *c)
     if (n > sn_cur_left(c))
         return -SN_EPROTO;
     const uint8_t *d = sn_cur_take(c, (size_t)n);
-    if (!d || !crypto_store(q, off, d, (size_t)n))
+    if (!d)
         return -SN_EPROTO;
+    crypto_store(q, off, d, (size_t)n);
     return 0;
 }
 
@@ -605,9 +661,12 @@ static void initial(struct sn_quic *q, const struct version_info *vi, uint32_t v
     struct sn_quic_ctx *cx = q->cx;
     bool same = q->version == version && q->dcid_len == dcid_len &&
                 memcmp(q->dcid, dcid, dcid_len) == 0;
-    if (!q->version && !set_keys(q, vi, version, dcid, dcid_len)) {
-        cx->st.bad_packets++;
-        return;
+    if (!q->version) {
+        if (!set_keys(q, vi, version, dcid, dcid_len)) {
+            cx->st.bad_packets++;
+            return;
+        }
+        same = true; /* keyed from this DCID just now: no other keys to try */
     }
     int n = unprotect(q, pkt, pn_off, rest);
     if (n < 0 && !same && q->version) {
@@ -686,11 +745,10 @@ static void datagram(struct sn_quic *q, const uint8_t *p, size_t caplen)
     }
 }
 
-int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
-                     size_t *hello_len)
+/* One datagram, then the ClientHello check (sn_quic_datagram's results). */
+static int step(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
+                size_t *hello_len)
 {
-    if (!q || q->done)
-        return SN_QUIC_DONE;
     if (q->datagrams < UINT8_MAX)
         q->datagrams++;
     if (p && caplen)
@@ -724,4 +782,40 @@ int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const u
         return SN_QUIC_DONE;
     }
     return SN_QUIC_MORE;
+}
+
+/* Moves a flow's CRYPTO data out of the borrowed cx->reasm into a buffer of its own. */
+static bool own_buf(struct sn_quic *q)
+{
+    uint8_t *b = malloc(SN_QUIC_CRYPTO_CAP + SN_QUIC_CRYPTO_CAP / 8);
+    if (!b)
+        return false;
+    size_t mapped = (q->hi + 7) / 8; /* map bits are set below hi only */
+    memcpy(b, q->buf, q->hi);
+    memcpy(b + SN_QUIC_CRYPTO_CAP, q->map, mapped);
+    memset(b + SN_QUIC_CRYPTO_CAP + mapped, 0, SN_QUIC_CRYPTO_CAP / 8 - mapped);
+    q->buf = b;
+    q->map = b + SN_QUIC_CRYPTO_CAP;
+    return true;
+}
+
+int sn_quic_datagram(struct sn_quic *q, const uint8_t *p, size_t caplen, const uint8_t **hello,
+                     size_t *hello_len)
+{
+    if (!q || q->done)
+        return SN_QUIC_DONE;
+    int r = step(q, p, caplen, hello, hello_len);
+    if (q->buf != q->cx->reasm)
+        return r;
+    /* The flow borrowed cx->reasm for this call. Done: leave it (a hello stays there until
+     * the next call on this ctx). Still under way: keep the data in a buffer of its own. */
+    if (r == SN_QUIC_MORE && own_buf(q))
+        return r;
+    if (r == SN_QUIC_MORE) { /* no memory: give up on the flow */
+        q->done = true;
+        q->cx->st.gave_up++;
+        r = SN_QUIC_DONE;
+    }
+    q->buf = q->map = NULL;
+    return r;
 }

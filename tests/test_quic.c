@@ -12,6 +12,7 @@
  * 3. Every prefix of every datagram: a defined result, never a crash.
  * 4. Bad input: a corrupted packet is counted and not used; the flow is given up on after
  *    SN_QUIC_MAX_DATAGRAMS datagrams.
+ * 5. Flows interleaved on one ctx, one of them mid-ClientHello.
  * Run from the repository root (make test does); SN_QUIC_FIXTURES=file overrides the path.
  */
 #include <setjmp.h>
@@ -291,6 +292,71 @@ static void test_bad_packet(void **state)
     sn_quic_ctx_free(cx);
 }
 
+/* Feeds a fixture's datagrams in order to a new flow; returns the hello (copied, owned). */
+static uint8_t *hello_alone(struct sn_quic_ctx *cx, const struct fixture *x, size_t *len)
+{
+    struct sn_quic *q = sn_quic_new(cx);
+    assert_non_null(q);
+    const uint8_t *h = NULL;
+    int r = SN_QUIC_MORE;
+    for (size_t k = 0; k < x->n && r == SN_QUIC_MORE; k++)
+        r = sn_quic_datagram(q, x->dg[k], x->len[k], &h, len);
+    assert_int_equal(r, SN_QUIC_HELLO);
+    uint8_t *copy = malloc(*len);
+    assert_non_null(copy);
+    memcpy(copy, h, *len);
+    sn_quic_free(q);
+    return copy;
+}
+
+/* Feeds one datagram, which must complete the ClientHello `want`. */
+static void feed_hello(struct sn_quic *q, const uint8_t *dg, size_t len, const uint8_t *want,
+                       size_t wl)
+{
+    const uint8_t *h = NULL;
+    size_t hl = 0;
+    assert_int_equal(sn_quic_datagram(q, dg, len, &h, &hl), SN_QUIC_HELLO);
+    assert_int_equal(hl, wl);
+    assert_memory_equal(h, want, wl);
+}
+
+/* Flows of one ctx interleaved: a ClientHello over two Initials (in order, and in reverse)
+ * keeps its first part while another flow's whole ClientHello goes through the ctx's
+ * reassembly buffer in between. */
+static void test_interleaved(void **state)
+{
+    (void)state;
+    struct sn_quic_ctx *cx = sn_quic_ctx_new();
+    assert_non_null(cx);
+    const struct fixture *one = &fix[0], *two = NULL;
+    for (size_t i = 0; i < nfix && !two; i++)
+        if (fix[i].n == 2)
+            two = &fix[i];
+    assert_non_null(two);
+    assert_int_equal(one->n, 1);
+    size_t l1, l2, hl;
+    uint8_t *h1 = hello_alone(cx, one, &l1), *h2 = hello_alone(cx, two, &l2);
+    const uint8_t *h;
+
+    struct sn_quic *a = sn_quic_new(cx), *b = sn_quic_new(cx), *c = sn_quic_new(cx),
+                   *d = sn_quic_new(cx);
+    assert_true(a && b && c && d);
+    assert_int_equal(sn_quic_datagram(a, two->dg[0], two->len[0], &h, &hl), SN_QUIC_MORE);
+    feed_hello(b, one->dg[0], one->len[0], h1, l1);
+    assert_int_equal(sn_quic_datagram(c, two->dg[1], two->len[1], &h, &hl), SN_QUIC_MORE);
+    feed_hello(a, two->dg[1], two->len[1], h2, l2);
+    feed_hello(d, one->dg[0], one->len[0], h1, l1);
+    feed_hello(c, two->dg[0], two->len[0], h2, l2);
+    sn_quic_free(a);
+    sn_quic_free(b);
+    sn_quic_free(c);
+    sn_quic_free(d);
+    assert_int_equal(sn_quic_ctx_stats(cx)->client_hellos, 6);
+    free(h1);
+    free(h2);
+    sn_quic_ctx_free(cx);
+}
+
 static void test_looks_initial(void **state)
 {
     (void)state;
@@ -330,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_bad_packet),
+        cmocka_unit_test(test_interleaved),
         cmocka_unit_test(test_looks_initial),
     };
     return cmocka_run_group_tests_name("quic", tests, load_fixtures, free_fixtures);
