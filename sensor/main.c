@@ -171,8 +171,11 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
     uint64_t n = 0;
     int dlt = sn_capture_dlt(c);
     bool live = sn_capture_is_live(c);
+    bool ref = w && sn_capture_stable(c); /* workers read the frames in place */
     int64_t next_tick = mono_ms() + 1000;
     int rc = 0;
+    if (ref)
+        sn_capture_hold(c);
     if (w)
         sn_workers_input_begin(w, sn_capture_path(c), dlt);
     else
@@ -180,7 +183,14 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
     while (!stop_requested) {
         rc = sn_capture_next(c, &pkt);
         if (rc == 1) {
-            if (w)
+            if (ref) {
+                sn_workers_packet_ref(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+                /* Pages the workers are done with leave the process (RSS stays flat). */
+                if ((n & 4095) == 0) {
+                    const uint8_t *old = sn_workers_oldest_ref(w);
+                    sn_capture_release(c, old ? old : pkt.data);
+                }
+            } else if (w)
                 sn_workers_packet(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
             else
                 sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
@@ -317,10 +327,15 @@ int main(int argc, char **argv)
     }
 
     bool is_config;
-    if (cfg.workers > 1)
-        w = sn_workers_new(&cfg, &sink, cfg.workers, &is_config);
-    else
+    if (cfg.workers > 1) {
+        /* Every input a mapped file: the workers get packets by reference (small rings). */
+        struct sn_workers_opts wo = {.refs = n_caps > 0};
+        for (unsigned i = 0; i < n_caps; i++)
+            wo.refs = wo.refs && sn_capture_stable(caps[i]);
+        w = sn_workers_new_opts(&cfg, &sink, cfg.workers, &wo, &is_config);
+    } else {
         p = sn_pipeline_new(&cfg, &sink, &is_config);
+    }
     if (!p && !w) {
         die_msg(sn_err_last());
         status = is_config ? EXIT_USAGE : EXIT_RUNTIME;

@@ -43,7 +43,9 @@
 #define CACHELINE 64
 #define HUGE_BYTES ((size_t)2 << 20) /* x86-64 huge page */
 
-enum ent_kind { E_PKT = 1, E_PAD, E_ADVANCE, E_RELOAD };
+/* E_PKT: the frame follows the header; E_REF: the frame stays where the caller had it
+ * (sn_workers_packet_ref), the entry holds a pointer. */
+enum ent_kind { E_PKT = 1, E_REF, E_PAD, E_ADVANCE, E_RELOAD };
 
 struct ent {
     uint32_t kind;
@@ -54,6 +56,7 @@ struct ent {
     int64_t ts_us;
     int64_t now_us; /* reader's clock before this packet */
     uint64_t ord;
+    const uint8_t *ref; /* E_REF: the frame */
 };
 
 #define ORD_FINISH (UINT64_MAX - 1) /* records written at end of input */
@@ -142,6 +145,7 @@ struct sn_workers {
     bool agg;             /* fingerprints on: window closes are broadcast */
     int64_t win_us, grace_us;
     int64_t close_key; /* align_down(now - grace - 1, window) at the last broadcast */
+    bool refs;       /* packets of this input given by reference: drain at its end */
     uint64_t seq;    /* records written */
     uint64_t sink_errors;
     char *obuf;      /* record with "seq" inserted */
@@ -313,6 +317,11 @@ static void *worker_main(void *arg)
             sn_pipeline_packet(w->p, e.dlt, w->ring + off + sizeof(e), e.caplen, e.wirelen,
                                e.ts_us);
             break;
+        case E_REF:
+            w->cur_ord = e.ord;
+            sn_pipeline_advance(w->p, e.now_us);
+            sn_pipeline_packet(w->p, e.dlt, e.ref, e.caplen, e.wirelen, e.ts_us);
+            break;
         case E_ADVANCE:
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
@@ -386,11 +395,12 @@ static uint8_t *reserve(struct worker *w, size_t size)
     return w->pring + (size_t)(w->phead & (w->psize - 1));
 }
 
+/* The entry, then (E_PKT) the frame's caplen bytes from data. */
 static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data)
 {
     uint8_t *dst = reserve(w, e->size);
     memcpy(dst, e, sizeof(*e));
-    if (e->caplen)
+    if (e->kind == E_PKT && e->caplen)
         memcpy(dst + sizeof(*e), data, e->caplen);
     w->phead += e->size;
     if (!w->pending++)
@@ -398,6 +408,19 @@ static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data
     w->last_wr_ord = e->ord;
     if (w->pending >= BATCH)
         publish_head(w, false);
+}
+
+/* Waits until worker w has consumed everything published (its ring is empty). */
+static void drain(struct worker *w)
+{
+    if (atomic_load_explicit(&w->tail, memory_order_acquire) == w->phead)
+        return;
+    pthread_mutex_lock(&w->mu);
+    atomic_store(&w->prod_sleeping, 1);
+    while ((w->tail_cache = atomic_load(&w->tail)) != w->phead)
+        pthread_cond_wait(&w->cv_prod, &w->mu);
+    atomic_store(&w->prod_sleeping, 0);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* Everything worker w can still produce has an ordinal above the returned one. */
@@ -804,7 +827,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         return NULL;
     }
     pthread_mutex_init(&ws->free_mu, NULL);
-    ws->ring_bytes = SN_WORKERS_DEFAULT_RING_BYTES;
+    ws->ring_bytes = opts && opts->refs ? SN_WORKERS_REF_RING_BYTES : SN_WORKERS_DEFAULT_RING_BYTES;
     if (opts && opts->ring_bytes) {
         /* a power of two, at least the minimum (which holds 4 largest snaplen frames) */
         ws->ring_bytes = SN_WORKERS_MIN_RING_BYTES;
@@ -908,23 +931,24 @@ void sn_workers_free(struct sn_workers *ws)
     free(ws);
 }
 
-void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
-                       uint32_t wirelen, int64_t ts_us)
+static void dispatch(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                     uint32_t wirelen, int64_t ts_us, bool ref)
 {
-    if (caplen > ws->ring_bytes / 4)
+    if (!ref && caplen > ws->ring_bytes / 4)
         caplen = (uint32_t)(ws->ring_bytes / 4); /* never: snaplen is at most 262144 */
     ws->packets++;
     unsigned i = pick(ws, dlt, data, caplen, wirelen, ts_us);
     struct worker *w = ws->w[i];
     ws->last_worker = i;
-    struct ent e = {.kind = E_PKT,
-                    .size = (uint32_t)align8(sizeof(struct ent) + caplen),
+    struct ent e = {.kind = ref ? E_REF : E_PKT,
+                    .size = (uint32_t)align8(sizeof(struct ent) + (ref ? 0 : caplen)),
                     .dlt = dlt,
                     .caplen = caplen,
                     .wirelen = wirelen,
                     .ts_us = ts_us,
                     .now_us = ws->now_us,
-                    .ord = ++ws->ord};
+                    .ord = ++ws->ord,
+                    .ref = ref ? data : NULL};
     bool moved = ts_us > ws->now_us;
     if (moved)
         ws->now_us = ts_us;
@@ -947,6 +971,48 @@ void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint
         ws->since_merge = 0;
         merge_ready(ws);
     }
+}
+
+void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                       uint32_t wirelen, int64_t ts_us)
+{
+    dispatch(ws, dlt, data, caplen, wirelen, ts_us, false);
+}
+
+void sn_workers_packet_ref(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                           uint32_t wirelen, int64_t ts_us)
+{
+    ws->refs = true;
+    dispatch(ws, dlt, data, caplen, wirelen, ts_us, true);
+}
+
+const uint8_t *sn_workers_oldest_ref(const struct sn_workers *ws)
+{
+    const uint8_t *oldest = NULL;
+    for (unsigned i = 0; i < ws->n; i++) {
+        const struct worker *w = ws->w[i];
+        /* The worker may still read every entry from its tail on (the one at the tail may
+         * be in use now); the reader wrote them and does not overwrite them before the tail
+         * passes, so it can read them back. The first E_REF among them is its oldest. */
+        uint64_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        while (t != w->phead) {
+            size_t off = (size_t)(t & (w->psize - 1));
+            size_t rem = w->psize - off;
+            if (rem < sizeof(struct ent)) {
+                t += rem;
+                continue;
+            }
+            struct ent e;
+            memcpy(&e, w->pring + off, sizeof(e));
+            if (e.kind == E_REF) {
+                if (!oldest || (uintptr_t)e.ref < (uintptr_t)oldest)
+                    oldest = e.ref;
+                break;
+            }
+            t += e.size;
+        }
+    }
+    return oldest;
 }
 
 /* An entry for every worker except `skip` (-1: none). */
@@ -1003,6 +1069,13 @@ void sn_workers_input_end(struct sn_workers *ws, uint64_t packets, bool truncate
     ws->inputs[ws->n_inputs - 1].truncated = truncated;
     for (unsigned i = 0; i < ws->n; i++)
         publish_head(ws->w[i], true);
+    if (ws->refs) {
+        /* The input's packet bytes may go away after this returns (its capture closes):
+         * wait until every worker has consumed every entry. */
+        for (unsigned i = 0; i < ws->n; i++)
+            drain(ws->w[i]);
+        ws->refs = false;
+    }
 }
 
 void sn_workers_finish(struct sn_workers *ws)
