@@ -132,8 +132,15 @@ void sn_workers_capture_stats(struct sn_workers *w, uint64_t recv, uint64_t drop
                               uint64_t ifdrop);
 
 /* End of input: workers end their flows and windows, all records are written in order, then
- * one stats record with the workers' counters summed. Joins the threads. */
+ * one stats record with the workers' counters summed. Joins the threads. Writes nothing if
+ * a worker could not create its pipeline (sn_workers_failed). */
 void sn_workers_finish(struct sn_workers *w);
+
+/* After finish: 0, or the error of a worker that could not create its pipeline on its
+ * thread (pipelines 1..n-1 are created there; pipeline 0 in sn_workers_new, which reports
+ * every configuration error the files can cause): SN_ERR is set on the calling thread,
+ * *is_config as for sn_pipeline_new; no record was written. */
+int sn_workers_failed(const struct sn_workers *w, bool *is_config);
 
 /* --stats lines (summed over workers) once finished; before that, the reader's dispatch
  * counters only. */

@@ -357,10 +357,16 @@ int main(int argc, char **argv)
         sn_capture_close(caps[i]);
         caps[i] = NULL;
     }
-    if (w)
+    if (w) {
         sn_workers_finish(w);
-    else
+        if (sn_workers_failed(w, &is_config)) {
+            die_msg(sn_err_last());
+            status = is_config ? EXIT_USAGE : EXIT_RUNTIME;
+            goto out;
+        }
+    } else {
         sn_pipeline_finish(p);
+    }
     if (truncated)
         fprintf(stderr, "spanprint: warning: %u input file(s) were truncated\n", truncated);
     if (cfg.stats) {

@@ -116,7 +116,9 @@ struct worker {
 
     uint8_t *ring;
     size_t size; /* of the ring: a power of two */
-    struct sn_pipeline *p;
+    struct sn_pipeline *p; /* NULL while the worker creates it (and if that failed) */
+    char err[256];         /* why creating it failed */
+    bool err_config;
     struct sn_sink collector;
     struct sn_workers *ws;
     unsigned idx;
@@ -130,6 +132,15 @@ struct sn_workers {
     struct sn_sink *sink;
     unsigned n;
     size_t ring_bytes; /* each worker's ring */
+    struct sn_pipeline_opts popts;
+    /* Pipelines 1..n-1 are created on their worker threads while the reader already reads,
+     * one at a time (nDPI's set-up is not thread safe). Nothing is written until all exist:
+     * should one fail (its files changed since pipeline 0 read them, out of memory), the
+     * run ends with its error and no output. */
+    pthread_mutex_t create_mu;
+    _Atomic unsigned created; /* pipelines created or failed */
+    _Atomic bool create_failed;
+    bool all_created;         /* reader's copy: created == n, none failed */
     struct worker *w[SN_WORKERS_MAX];
     struct sn_pipeline *ps[SN_WORKERS_MAX];
     struct sn_decode dec; /* the reader's, for the packets sharding needs fully decoded (its
@@ -281,11 +292,31 @@ static void publish_tail(struct worker *w, uint64_t last_ord, bool idle)
         wake(&w->mu, &w->cv_prod, &w->prod_sleeping);
 }
 
+/* Creates the worker's pipeline on its own thread (its memory then comes from this thread's
+ * malloc arena too). */
+static void worker_create(struct worker *w)
+{
+    struct sn_workers *ws = w->ws;
+    bool is_config;
+    pthread_mutex_lock(&ws->create_mu);
+    struct sn_pipeline *p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &ws->popts, &is_config);
+    pthread_mutex_unlock(&ws->create_mu);
+    if (!p) {
+        snprintf(w->err, sizeof(w->err), "%s", sn_err_last());
+        w->err_config = is_config;
+        atomic_store(&ws->create_failed, true);
+    }
+    w->p = ws->ps[w->idx] = p; /* read by the reader after the join */
+    atomic_fetch_add_explicit(&ws->created, 1, memory_order_release);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t last_ord = 0;
     uint64_t head = 0;
+    if (!w->p)
+        worker_create(w);
     for (;;) {
         if (w->ctail == head) {
             head = atomic_load_explicit(&w->head, memory_order_acquire);
@@ -310,7 +341,7 @@ static void *worker_main(void *arg)
         }
         struct ent e;
         memcpy(&e, w->ring + off, sizeof(e));
-        switch (e.kind) {
+        switch (w->p ? e.kind : E_PAD) { /* no pipeline: the run fails, skip everything */
         case E_PKT:
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
@@ -340,7 +371,8 @@ static void *worker_main(void *arg)
             publish_tail(w, last_ord, false);
     }
     w->cur_ord = ORD_FINISH;
-    sn_pipeline_finish_records(w->p);
+    if (w->p)
+        sn_pipeline_finish_records(w->p);
     publish_tail(w, ORD_FINISH, true);
     return NULL;
 }
@@ -552,6 +584,12 @@ static void merge_upto(struct sn_workers *ws, uint64_t bound)
 
 static void merge_ready(struct sn_workers *ws)
 {
+    if (!ws->all_created) {
+        if (atomic_load_explicit(&ws->created, memory_order_acquire) < ws->n ||
+            atomic_load(&ws->create_failed))
+            return;
+        ws->all_created = true;
+    }
     uint64_t bound = UINT64_MAX;
     for (unsigned i = 0; i < ws->n; i++) {
         uint64_t lo = low_mark(ws, ws->w[i]);
@@ -827,6 +865,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         return NULL;
     }
     pthread_mutex_init(&ws->free_mu, NULL);
+    pthread_mutex_init(&ws->create_mu, NULL);
     ws->ring_bytes = opts && opts->refs ? SN_WORKERS_REF_RING_BYTES : SN_WORKERS_DEFAULT_RING_BYTES;
     if (opts && opts->ring_bytes) {
         /* a power of two, at least the minimum (which holds 4 largest snaplen frames) */
@@ -864,7 +903,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
     ws->wcfg = *cfg;
     unsigned fmax = cfg->flow_max ? cfg->flow_max : SN_FLOW_DEFAULT_MAX;
     ws->wcfg.flow_max = (fmax + n - 1) / n;
-    struct sn_pipeline_opts popts = {.no_seq = true};
+    ws->popts.no_seq = true;
     for (unsigned i = 0; i < n; i++) {
         struct worker *w =
             aligned_alloc(CACHELINE, (sizeof(*w) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
@@ -885,12 +924,17 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
             goto nomem;
         w->collector.ops = &collector_ops;
         w->collector.priv = w;
-        /* nDPI modules are created one after the other, on this thread (classify.h). */
-        w->p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &popts, is_config);
-        if (!w->p)
-            goto fail;
-        ws->ps[i] = w->p;
     }
+    /* Pipeline 0 here, before any thread runs: a bad rules, protos or geo file is reported
+     * by the caller before anything is read. Each other worker creates its own on its
+     * thread (worker_create), one after the other, while the reader already fills the
+     * rings and worker 0 works: their set-up (nDPI's, some 25 ms each) is off the critical
+     * path. */
+    struct worker *w0 = ws->w[0];
+    w0->p = ws->ps[0] = sn_pipeline_new_opts(&ws->wcfg, &w0->collector, &ws->popts, is_config);
+    if (!w0->p)
+        goto fail;
+    atomic_store(&ws->created, 1);
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = ws->w[i];
         int rc = pthread_create(&w->thr, NULL, worker_main, w);
@@ -901,7 +945,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         w->started = true;
         /* "top -H" and perf tell the workers apart (at most 15 characters) */
         char name[16];
-        snprintf(name, sizeof(name), "spanprint-w%u", i);
+        snprintf(name, sizeof(name), "spanprint-w%u", i % SN_WORKERS_MAX); /* i < 64 */
         pthread_setname_np(w->thr, name);
     }
     return ws;
@@ -926,6 +970,7 @@ void sn_workers_free(struct sn_workers *ws)
         c = nx;
     }
     pthread_mutex_destroy(&ws->free_mu);
+    pthread_mutex_destroy(&ws->create_mu);
     sn_flow_table_free(ws->flows);
     free(ws->obuf);
     free(ws);
@@ -1087,6 +1132,8 @@ void sn_workers_finish(struct sn_workers *ws)
     if (ws->ord)
         broadcast(ws, E_ADVANCE, ws->now_us, (int)ws->last_worker);
     stop_threads(ws); /* each worker drains its ring, then ends its flows and windows */
+    if (atomic_load(&ws->create_failed))
+        return; /* nothing written (sn_workers_failed says why) */
     merge_upto(ws, ORD_FINISH);
     struct sn_pipeline *p0 = ws->ps[0];
     for (unsigned i = 0; i < ws->n_inputs; i++) {
@@ -1099,6 +1146,29 @@ void sn_workers_finish(struct sn_workers *ws)
     sn_pipeline_emit_stats_sum(ws->ps, ws->n);
     merge_upto(ws, ORD_STATS);
     ws->finished = true;
+}
+
+int sn_workers_failed(const struct sn_workers *ws, bool *is_config)
+{
+    *is_config = false;
+    if (!atomic_load(&ws->create_failed))
+        return 0;
+    for (unsigned i = 0; i < ws->n; i++) {
+        const struct worker *w = ws->w[i];
+        if (w->p)
+            continue;
+        /* the worker's message as it was ("<mod>: <text>"), now on this thread's ring */
+        char mod[32] = "workers";
+        const char *text = w->err, *colon = strstr(w->err, ": ");
+        if (colon && (size_t)(colon - w->err) < sizeof(mod)) {
+            memcpy(mod, w->err, (size_t)(colon - w->err));
+            mod[colon - w->err] = 0;
+            text = colon + 2;
+        }
+        *is_config = w->err_config;
+        return sn_err_push(w->err_config ? SN_ECONFIG : EIO, mod, "%s", text);
+    }
+    return 0;
 }
 
 void sn_workers_print_stats(const struct sn_workers *ws, FILE *out)
