@@ -5,8 +5,9 @@
  * in batches: no allocation and no lock per packet): a copy of the frame, or, for a classic
  * pcap file replayed from its mapping (sn_workers_packet_ref), only a small entry pointing
  * at the frame, which the worker reads in place (the reader then neither copies 785 MB of
- * frames for the mixed bench capture nor first-touches 16 MB rings). Each worker thread runs its own
- * struct sn_pipeline (own flow table, TLS, nDPI module, geo handle, rules) writing records
+ * frames for the mixed bench capture nor first-touches 16 MB rings). Each worker thread
+ * runs its own struct sn_pipeline (own flow table, TLS, nDPI module, geo handle, rules)
+ * writing records
  * to a private collector sink that queues them, tagged with the ordinal of the packet (or
  * tick) being processed. The reader merges the workers' queues in (ordinal, worker index,
  * production order) order into the real sink and numbers them ("seq" is written by the
@@ -44,6 +45,12 @@
  * worker holding most flows (one busy client or NAT address) evicts sooner than one
  * pipeline would.
  *
+ * Start. Pipeline 0 is created by sn_workers_new on the calling thread, so every error the
+ * configuration's files can cause (rules, nDPI protocols, geo databases, pseudonym key) is
+ * reported there, before anything is read. The other workers create theirs on their own
+ * threads, one after the other (nDPI's set-up is not thread safe; some 25 ms each), while
+ * the reader already reads and worker 0 works; nothing is written before all exist.
+ *
  * Costs: each worker has its own flow table of cfg.flow_max / N entries (the workers
  * together track as many flows as one pipeline; a worker whose table is full evicts its
  * own least recently active flow), nDPI module, geo handles and a packet ring (16 MB when
@@ -58,8 +65,8 @@
  *
  * Ownership: borrows cfg and sink (they outlive the workers). Packet bytes are borrowed for
  * the call (copied) by sn_workers_packet, until sn_workers_input_end by
- * sn_workers_packet_ref. Thread safety: every sn_workers_* call comes from one thread, the one
- * that owns the sink.
+ * sn_workers_packet_ref. Thread safety: every sn_workers_* call comes from one thread, the
+ * one that owns the sink.
  */
 #ifndef SN_WORKERS_H
 #define SN_WORKERS_H

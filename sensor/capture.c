@@ -409,9 +409,10 @@ void sn_capture_hold(struct sn_capture *c)
 void sn_capture_release(struct sn_capture *c, const uint8_t *upto)
 {
     struct mapped *m = c->map;
-    if (!m || (uintptr_t)upto < (uintptr_t)m->base || (uintptr_t)upto > (uintptr_t)m->base + m->size)
+    uintptr_t base = m ? (uintptr_t)m->base : 0, at = (uintptr_t)upto;
+    if (!m || at < base || at > base + m->size)
         return;
-    map_drop(m, (size_t)((uintptr_t)upto - (uintptr_t)m->base));
+    map_drop(m, (size_t)(at - base));
 }
 
 int sn_capture_dlt(const struct sn_capture *c)
