@@ -77,13 +77,24 @@ struct chunk {
     alignas(8) uint8_t data[];
 };
 
+/* A queued record: this header, the key, SEQ_ROOM bytes, the data. The merger writes
+ * ,"seq":N into the room by moving the data's short head ({"type":...,"schema":N) down in
+ * front of it, instead of copying the whole record. */
 struct rec {
     uint64_t ord;
     uint32_t type;
     uint32_t keylen;
     uint32_t len;
-    uint32_t pad_;
+    uint32_t at; /* where "seq" goes: offset in the data, or NO_SEQ */
 };
+
+#define SEQ_ROOM 32u /* ,"seq": and at most 20 digits */
+#define NO_SEQ UINT32_MAX
+
+static size_t rec_size(const struct rec *h)
+{
+    return sizeof(*h) + ((h->keylen + SEQ_ROOM + h->len + 7u) & ~(size_t)7);
+}
 
 struct worker {
     /* reader side (producer of packets, consumer of records) */
@@ -159,8 +170,6 @@ struct sn_workers {
     bool refs;       /* packets of this input given by reference: drain at its end */
     uint64_t seq;    /* records written */
     uint64_t sink_errors;
-    char *obuf;      /* record with "seq" inserted */
-    size_t obuf_cap;
     bool finished;
 
     /* input/capture bookkeeping, applied to pipeline 0 at finish */
@@ -229,10 +238,12 @@ static int coll_open(struct sn_sink *s, const struct sn_config *cfg)
     return 0;
 }
 
+static const char *seq_at(const char *data, size_t len);
+
 static int coll_emit(struct sn_sink *s, const struct sn_record *r)
 {
     struct worker *w = s->priv;
-    size_t need = sizeof(struct rec) + align8(r->keylen + r->len);
+    size_t need = sizeof(struct rec) + align8(r->keylen + SEQ_ROOM + r->len);
     struct chunk *c = w->wchunk;
     size_t used = atomic_load_explicit(&c->used, memory_order_relaxed);
     if (c->cap - used < need) {
@@ -243,13 +254,14 @@ static int coll_emit(struct sn_sink *s, const struct sn_record *r)
         w->wchunk = c = nc;
         used = 0;
     }
+    const char *at = seq_at(r->data, r->len); /* found here, in parallel, not by the merger */
     struct rec h = {.ord = w->cur_ord, .type = (uint32_t)r->type, .keylen = (uint32_t)r->keylen,
-                    .len = (uint32_t)r->len};
+                    .len = (uint32_t)r->len, .at = at ? (uint32_t)(at - r->data) : NO_SEQ};
     uint8_t *d = c->data + used;
     memcpy(d, &h, sizeof(h));
     if (r->keylen)
         memcpy(d + sizeof(h), r->key, r->keylen);
-    memcpy(d + sizeof(h) + r->keylen, r->data, r->len);
+    memcpy(d + sizeof(h) + r->keylen + SEQ_ROOM, r->data, r->len);
     atomic_store_explicit(&c->used, used + need, memory_order_release);
     return 0;
 }
@@ -469,13 +481,13 @@ static uint64_t low_mark(const struct sn_workers *ws, const struct worker *w)
 }
 
 /* The next record of worker w's queue, or NULL. */
-static const struct rec *peek(struct sn_workers *ws, struct worker *w)
+static struct rec *peek(struct sn_workers *ws, struct worker *w)
 {
     for (;;) {
         struct chunk *c = w->rchunk;
         size_t used = atomic_load_explicit(&c->used, memory_order_acquire);
         if (w->rpos < used)
-            return (const struct rec *)(c->data + w->rpos);
+            return (struct rec *)(c->data + w->rpos);
         struct chunk *nx = atomic_load_explicit(&c->next, memory_order_acquire);
         if (!nx)
             return NULL;
@@ -520,37 +532,22 @@ static size_t fmt_seq(char *buf, uint64_t v)
     return (size_t)(sn_json_put_u64(buf + 7, v) - buf);
 }
 
-static void write_record(struct sn_workers *ws, const struct rec *h)
+/* The record (the merger owns its bytes now: the worker never touches them again). */
+static void write_record(struct sn_workers *ws, struct rec *h)
 {
-    const char *key = (const char *)(h + 1);
-    const char *data = key + h->keylen;
-    size_t len = h->len;
+    char *key = (char *)(h + 1);
+    char *data = key + h->keylen + SEQ_ROOM;
     ws->seq++;
-    const char *at = seq_at(data, len);
     const char *out = data;
-    size_t olen = len;
-    if (at) {
+    size_t olen = h->len;
+    if (h->at != NO_SEQ) {
         char num[32];
-        size_t nl = fmt_seq(num, ws->seq);
-        size_t need = len + nl;
-        if (need > ws->obuf_cap) {
-            size_t cap = ws->obuf_cap ? ws->obuf_cap : 4096;
-            while (cap < need)
-                cap *= 2;
-            char *nb = realloc(ws->obuf, cap);
-            if (!nb) {
-                ws->sink_errors++;
-                return;
-            }
-            ws->obuf = nb;
-            ws->obuf_cap = cap;
-        }
-        size_t pre = (size_t)(at - data);
-        memcpy(ws->obuf, data, pre);
-        memcpy(ws->obuf + pre, num, nl);
-        memcpy(ws->obuf + pre + nl, at, len - pre);
-        out = ws->obuf;
-        olen = need;
+        size_t nl = fmt_seq(num, ws->seq); /* <= SEQ_ROOM */
+        char *start = data - nl;
+        memmove(start, data, h->at);
+        memcpy(start + h->at, num, nl);
+        out = start;
+        olen += nl;
     }
     struct sn_record r = {.type = (enum sn_rec_type)h->type, .key = h->keylen ? key : NULL,
                           .keylen = h->keylen, .data = out, .len = olen, .seq = ws->seq};
@@ -563,7 +560,7 @@ static void write_record(struct sn_workers *ws, const struct rec *h)
 /* Writes, in (ordinal, worker) order, every queued record whose ordinal is <= bound. */
 static void merge_upto(struct sn_workers *ws, uint64_t bound)
 {
-    const struct rec *heads[SN_WORKERS_MAX];
+    struct rec *heads[SN_WORKERS_MAX];
     for (unsigned i = 0; i < ws->n; i++)
         heads[i] = peek(ws, ws->w[i]);
     for (;;) {
@@ -575,9 +572,9 @@ static void merge_upto(struct sn_workers *ws, uint64_t bound)
         if (best < 0)
             return;
         struct worker *w = ws->w[best];
-        const struct rec *h = heads[best];
+        struct rec *h = heads[best];
+        w->rpos += rec_size(h);
         write_record(ws, h);
-        w->rpos += sizeof(*h) + align8((size_t)h->keylen + h->len);
         heads[best] = peek(ws, w);
     }
 }
@@ -972,7 +969,6 @@ void sn_workers_free(struct sn_workers *ws)
     pthread_mutex_destroy(&ws->free_mu);
     pthread_mutex_destroy(&ws->create_mu);
     sn_flow_table_free(ws->flows);
-    free(ws->obuf);
     free(ws);
 }
 
