@@ -66,12 +66,11 @@ struct mapped {
     bool hold; /* drop only what sn_capture_release allows */
 };
 
-/* Drops the pages of whole MiB below `upto` (an offset) once MAP_DROP_EVERY bytes have
- * gathered. */
+/* Drops the pages of whole MiB below `upto` (an offset). */
 static void map_drop(struct mapped *m, size_t upto)
 {
     upto &= ~(size_t)0xfffff;
-    if (upto > m->dropped && upto - m->dropped >= MAP_DROP_EVERY) {
+    if (upto > m->dropped) {
         madvise((void *)(m->base + m->dropped), upto - m->dropped, MADV_DONTNEED);
         m->dropped = upto;
     }
@@ -410,9 +409,10 @@ void sn_capture_release(struct sn_capture *c, const uint8_t *upto)
 {
     struct mapped *m = c->map;
     uintptr_t base = m ? (uintptr_t)m->base : 0, at = (uintptr_t)upto;
-    if (!m || at < base || at > base + m->size)
+    if (!m || at < base + m->dropped || at > base + m->size)
         return;
-    map_drop(m, (size_t)(at - base));
+    if (at - base - m->dropped >= MAP_DROP_EVERY) /* bytes before upto are done with */
+        map_drop(m, at - base);
 }
 
 int sn_capture_dlt(const struct sn_capture *c)
