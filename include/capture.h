@@ -4,7 +4,8 @@
  * as tests/t_capture.sh does). Only this module includes pcap.h.
  *
  * Ownership: sn_capture_open_file returns an owned handle; packet bytes returned by
- * sn_capture_next are borrowed until the next call on the same handle.
+ * sn_capture_next are borrowed until the next call on the same handle (until
+ * sn_capture_close when sn_capture_stable says so).
  * Thread safety: one handle, one thread.
  */
 #ifndef SN_CAPTURE_H
@@ -53,6 +54,18 @@ int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out);
 #define SN_CAPTURE_WAIT_MAX 16
 void sn_capture_set_no_wait(struct sn_capture *c);
 void sn_capture_wait(struct sn_capture *const *cs, unsigned n, int timeout_ms);
+
+/* Whether the packet bytes sn_capture_next returns stay valid and unchanged until
+ * sn_capture_close, not only until the next call: classic pcap files replayed from the
+ * mapping (live capture, pcapng, stdin and filtered replay reuse libpcap's buffers). */
+bool sn_capture_stable(const struct sn_capture *c);
+/* For a stable capture whose packet bytes the caller keeps past the next call (workers
+ * reading them in place): from now on pages already read are dropped from the process only
+ * behind what sn_capture_release allows, no longer right behind the read position. */
+void sn_capture_hold(struct sn_capture *c);
+/* After sn_capture_hold: no packet byte before upto (a byte of a packet returned by
+ * sn_capture_next) is in use any more. */
+void sn_capture_release(struct sn_capture *c, const uint8_t *upto);
 
 int sn_capture_dlt(const struct sn_capture *c);
 const char *sn_capture_path(const struct sn_capture *c);

@@ -1,9 +1,13 @@
 /* workers: N pipelines on N threads with deterministic, ordered output (--workers N, N >= 2).
  *
  * The calling thread (the reader) decodes each packet just enough to pick its worker and
- * copies it into that worker's single-producer/single-consumer ring (preallocated, published
- * in batches: no allocation and no lock per packet). Each worker thread runs its own
- * struct sn_pipeline (own flow table, TLS, nDPI module, geo handle, rules) writing records
+ * puts it into that worker's single-producer/single-consumer ring (preallocated, published
+ * in batches: no allocation and no lock per packet): a copy of the frame, or, for a classic
+ * pcap file replayed from its mapping (sn_workers_packet_ref), only a small entry pointing
+ * at the frame, which the worker reads in place (the reader then neither copies 785 MB of
+ * frames for the mixed bench capture nor first-touches 16 MB rings). Each worker thread
+ * runs its own struct sn_pipeline (own flow table, TLS, nDPI module, geo handle, rules)
+ * writing records
  * to a private collector sink that queues them, tagged with the ordinal of the packet (or
  * tick) being processed. The reader merges the workers' queues in (ordinal, worker index,
  * production order) order into the real sink and numbers them ("seq" is written by the
@@ -41,10 +45,18 @@
  * worker holding most flows (one busy client or NAT address) evicts sooner than one
  * pipeline would.
  *
+ * Start. Pipeline 0 is created by sn_workers_new on the calling thread, so every error the
+ * configuration's files can cause (rules, nDPI protocols, geo databases, pseudonym key) is
+ * reported there, before anything is read. The other workers create theirs on their own
+ * threads, one after the other (nDPI's set-up is not thread safe; some 25 ms each), while
+ * the reader already reads and worker 0 works; nothing is written before all exist.
+ *
  * Costs: each worker has its own flow table of cfg.flow_max / N entries (the workers
  * together track as many flows as one pipeline; a worker whose table is full evicts its
- * own least recently active flow), nDPI module, geo handles and a 16 MB packet ring; the
- * reader has a flow table (cfg.flow_max entries) for the ambiguous flows. The reader reads
+ * own least recently active flow), nDPI module, geo handles and a packet ring (16 MB when
+ * frames are copied, 1 MB of entries when they are read in place; the mapped file's pages
+ * then stay in memory until the slowest worker is done with them, some 10 MB); the reader
+ * has a flow table (cfg.flow_max entries) for the ambiguous flows. The reader reads
  * only the headers it needs for the common packet (Ethernet/VLAN, Linux cooked or raw IP,
  * IPv4/IPv6, TCP/UDP with one port below 1024) and decodes fully only the others.
  * Live capture: /metrics and SIGUSR1 show the workers' counters as of their last snapshots
@@ -53,8 +65,9 @@
  * re-checked on ticks (use SIGHUP).
  *
  * Ownership: borrows cfg and sink (they outlive the workers). Packet bytes are borrowed for
- * the call (copied). Thread safety: every sn_workers_* call comes from one thread, the one
- * that owns the sink.
+ * the call (copied) by sn_workers_packet, until sn_workers_input_end by
+ * sn_workers_packet_ref. Thread safety: every sn_workers_* call comes from one thread, the
+ * one that owns the sink.
  */
 #ifndef SN_WORKERS_H
 #define SN_WORKERS_H
@@ -76,6 +89,9 @@ struct sn_workers;
  * more. The minimum holds four frames of the largest snaplen (262144). */
 #define SN_WORKERS_DEFAULT_RING_BYTES ((size_t)16 << 20)
 #define SN_WORKERS_MIN_RING_BYTES ((size_t)1 << 20)
+/* The ring when packets come by reference (sn_workers_packet_ref): 56-byte entries, some
+ * 18700 packets (2 MB held 37000 and was no faster, with 20 MB more of the file mapped). */
+#define SN_WORKERS_REF_RING_BYTES ((size_t)1 << 20)
 
 /* Starts n (2..SN_WORKERS_MAX) worker threads. Returns NULL with SN_ERR set; *is_config as
  * for sn_pipeline_new. */
@@ -86,6 +102,9 @@ struct sn_workers *sn_workers_new(const struct sn_config *cfg, struct sn_sink *s
 struct sn_workers_opts {
     size_t ring_bytes; /* 0: the default; else rounded up to a power of two within
                           [SN_WORKERS_MIN_RING_BYTES, SN_WORKERS_DEFAULT_RING_BYTES] */
+    bool refs;         /* packets will come by reference: the default ring is
+                          SN_WORKERS_REF_RING_BYTES (copied packets still fit, with less
+                          slack) */
 };
 
 /* sn_workers_new with options; opts may be NULL (same as sn_workers_new). */
@@ -96,8 +115,18 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
  * frees everything. NULL-safe. */
 void sn_workers_free(struct sn_workers *w);
 
+/* A packet of the current input; its bytes are copied (borrowed for the call). */
 void sn_workers_packet(struct sn_workers *w, int dlt, const uint8_t *data, uint32_t caplen,
                        uint32_t wirelen, int64_t ts_us);
+/* The same, without a copy: data must stay valid and unchanged until sn_workers_input_end
+ * returns (which waits until the workers have processed every packet of the input). */
+void sn_workers_packet_ref(struct sn_workers *w, int dlt, const uint8_t *data, uint32_t caplen,
+                           uint32_t wirelen, int64_t ts_us);
+
+/* The oldest packet byte given by sn_workers_packet_ref that a worker may still read
+ * (packets of one input come in increasing address order, as from a mapped file); NULL when
+ * the workers are done with every packet given so far. */
+const uint8_t *sn_workers_oldest_ref(const struct sn_workers *w);
 
 void sn_workers_input_begin(struct sn_workers *w, const char *path, int dlt);
 void sn_workers_input_end(struct sn_workers *w, uint64_t packets, bool truncated);
@@ -111,8 +140,15 @@ void sn_workers_capture_stats(struct sn_workers *w, uint64_t recv, uint64_t drop
                               uint64_t ifdrop);
 
 /* End of input: workers end their flows and windows, all records are written in order, then
- * one stats record with the workers' counters summed. Joins the threads. */
+ * one stats record with the workers' counters summed. Joins the threads. Writes nothing if
+ * a worker could not create its pipeline (sn_workers_failed). */
 void sn_workers_finish(struct sn_workers *w);
+
+/* After finish: 0, or the error of a worker that could not create its pipeline on its
+ * thread (pipelines 1..n-1 are created there; pipeline 0 in sn_workers_new, which reports
+ * every configuration error the files can cause): SN_ERR is set on the calling thread,
+ * *is_config as for sn_pipeline_new; no record was written. */
+int sn_workers_failed(const struct sn_workers *w, bool *is_config);
 
 /* --stats lines (SIGUSR1), summed over the workers, plus each worker's packet count. While
  * the workers run, their counters are those of their last snapshots: each worker takes one

@@ -64,7 +64,18 @@ struct mapped {
     size_t size, off, dropped;
     uint32_t snap; /* the file's snapshot length, as libpcap reads it */
     bool swap, nsec;
+    bool hold; /* drop only what sn_capture_release allows */
 };
+
+/* Drops the pages of whole MiB below `upto` (an offset). */
+static void map_drop(struct mapped *m, size_t upto)
+{
+    upto &= ~(size_t)0xfffff;
+    if (upto > m->dropped) {
+        madvise((void *)(m->base + m->dropped), upto - m->dropped, MADV_DONTNEED);
+        m->dropped = upto;
+    }
+}
 
 static uint32_t rd32(const struct mapped *m, size_t off)
 {
@@ -181,12 +192,9 @@ static int map_next(struct sn_capture *c, struct sn_capture_pkt *out)
     out->wirelen = len;
     out->data = m->base + m->off + 16;
     m->off += 16 + (size_t)caplen;
-    if (m->off - m->dropped >= 2 * MAP_DROP_EVERY) {
-        /* keep the last MAP_DROP_EVERY bytes: the packet handed out lies in them */
-        size_t upto = (m->off - MAP_DROP_EVERY) & ~(size_t)0xfffff;
-        madvise((void *)(m->base + m->dropped), upto - m->dropped, MADV_DONTNEED);
-        m->dropped = upto;
-    }
+    /* keep the last MAP_DROP_EVERY bytes: the packet handed out lies in them */
+    if (!m->hold && m->off - m->dropped >= 2 * MAP_DROP_EVERY)
+        map_drop(m, m->off - MAP_DROP_EVERY);
     return 1;
 }
 
@@ -399,6 +407,29 @@ void sn_capture_wait(struct sn_capture *const *cs, unsigned n, int timeout_ms)
             pfd[k++] = (struct pollfd){.fd = cs[i]->fd, .events = POLLIN};
     if (k)
         (void)poll(pfd, k, timeout_ms); /* EINTR (a signal) returns early, as wanted */
+}
+
+bool sn_capture_stable(const struct sn_capture *c)
+{
+    /* The mapping is read-only and private: a page dropped behind the read position
+     * (map_next) is read back from the file, unchanged, if touched again. */
+    return c->map != NULL;
+}
+
+void sn_capture_hold(struct sn_capture *c)
+{
+    if (c->map)
+        c->map->hold = true;
+}
+
+void sn_capture_release(struct sn_capture *c, const uint8_t *upto)
+{
+    struct mapped *m = c->map;
+    uintptr_t base = m ? (uintptr_t)m->base : 0, at = (uintptr_t)upto;
+    if (!m || at < base + m->dropped || at > base + m->size)
+        return;
+    if (at - base - m->dropped >= MAP_DROP_EVERY) /* bytes before upto are done with */
+        map_drop(m, at - base);
 }
 
 int sn_capture_dlt(const struct sn_capture *c)

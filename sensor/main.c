@@ -196,8 +196,11 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
     struct sn_capture_pkt pkt;
     uint64_t got[SN_CAPTURE_WAIT_MAX] = {0};
     bool live = sn_capture_is_live(cs[0]);
+    bool ref = w && n == 1 && sn_capture_stable(cs[0]); /* workers read the frames in place */
     int64_t next_tick = mono_ms() + 1000;
     int rc = 0;
+    if (ref)
+        sn_capture_hold(cs[0]);
     if (n > 1)
         for (unsigned k = 0; k < n; k++)
             sn_capture_set_no_wait(cs[k]);
@@ -209,10 +212,18 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
             rc = sn_capture_next(cs[k], &pkt);
             if (rc == 1) {
                 int dlt = sn_capture_dlt(cs[k]);
-                if (w)
+                if (ref) {
+                    sn_workers_packet_ref(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+                    /* Pages the workers are done with leave the process (RSS stays flat). */
+                    if ((got[0] & 4095) == 0) {
+                        const uint8_t *old = sn_workers_oldest_ref(w);
+                        sn_capture_release(cs[0], old ? old : pkt.data);
+                    }
+                } else if (w) {
                     sn_workers_packet(w, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
-                else
+                } else {
                     sn_pipeline_packet(p, dlt, pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_us);
+                }
                 got[k]++;
                 any = true;
             } else if (rc < 0 || !live) {
@@ -355,10 +366,15 @@ int main(int argc, char **argv)
     }
 
     bool is_config;
-    if (cfg.workers > 1)
-        w = sn_workers_new(&cfg, &sink, cfg.workers, &is_config);
-    else
+    if (cfg.workers > 1) {
+        /* Every input a mapped file: the workers get packets by reference (small rings). */
+        struct sn_workers_opts wo = {.refs = n_caps > 0};
+        for (unsigned i = 0; i < n_caps; i++)
+            wo.refs = wo.refs && sn_capture_stable(caps[i]);
+        w = sn_workers_new_opts(&cfg, &sink, cfg.workers, &wo, &is_config);
+    } else {
         p = sn_pipeline_new(&cfg, &sink, &is_config);
+    }
     if (!p && !w) {
         die_msg(sn_err_last());
         status = is_config ? EXIT_USAGE : EXIT_RUNTIME;
@@ -384,10 +400,16 @@ int main(int argc, char **argv)
             caps[k] = NULL;
         }
     }
-    if (w)
+    if (w) {
         sn_workers_finish(w);
-    else
+        if (sn_workers_failed(w, &is_config)) {
+            die_msg(sn_err_last());
+            status = is_config ? EXIT_USAGE : EXIT_RUNTIME;
+            goto out;
+        }
+    } else {
         sn_pipeline_finish(p);
+    }
     if (truncated)
         fprintf(stderr, "spanprint: warning: %u input file(s) were truncated\n", truncated);
     if (cfg.stats) {

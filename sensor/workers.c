@@ -43,7 +43,9 @@
 #define CACHELINE 64
 #define HUGE_BYTES ((size_t)2 << 20) /* x86-64 huge page */
 
-enum ent_kind { E_PKT = 1, E_PAD, E_ADVANCE, E_RELOAD };
+/* E_PKT: the frame follows the header; E_REF: the frame stays where the caller had it
+ * (sn_workers_packet_ref), the entry holds a pointer. */
+enum ent_kind { E_PKT = 1, E_REF, E_PAD, E_ADVANCE, E_RELOAD };
 
 struct ent {
     uint32_t kind;
@@ -54,6 +56,7 @@ struct ent {
     int64_t ts_us;
     int64_t now_us; /* reader's clock before this packet */
     uint64_t ord;
+    const uint8_t *ref; /* E_REF: the frame */
 };
 
 #define ORD_FINISH (UINT64_MAX - 1) /* records written at end of input */
@@ -74,13 +77,24 @@ struct chunk {
     alignas(8) uint8_t data[];
 };
 
+/* A queued record: this header, the key, SEQ_ROOM bytes, the data. The merger writes
+ * ,"seq":N into the room by moving the data's short head ({"type":...,"schema":N) down in
+ * front of it, instead of copying the whole record. */
 struct rec {
     uint64_t ord;
     uint32_t type;
     uint32_t keylen;
     uint32_t len;
-    uint32_t pad_;
+    uint32_t at; /* where "seq" goes: offset in the data, or NO_SEQ */
 };
+
+#define SEQ_ROOM 32u /* ,"seq": and at most 20 digits */
+#define NO_SEQ UINT32_MAX
+
+static size_t rec_size(const struct rec *h)
+{
+    return sizeof(*h) + ((h->keylen + SEQ_ROOM + h->len + 7u) & ~(size_t)7);
+}
 
 struct worker {
     /* reader side (producer of packets, consumer of records) */
@@ -113,7 +127,9 @@ struct worker {
 
     uint8_t *ring;
     size_t size; /* of the ring: a power of two */
-    struct sn_pipeline *p;
+    struct sn_pipeline *p; /* NULL while the worker creates it (and if that failed) */
+    char err[256];         /* why creating it failed */
+    bool err_config;
     struct sn_sink collector;
     struct sn_workers *ws;
     unsigned idx;
@@ -134,6 +150,15 @@ struct sn_workers {
     struct sn_sink *sink;
     unsigned n;
     size_t ring_bytes; /* each worker's ring */
+    struct sn_pipeline_opts popts;
+    /* Pipelines 1..n-1 are created on their worker threads while the reader already reads,
+     * one at a time (nDPI's set-up is not thread safe). Nothing is written until all exist:
+     * should one fail (its files changed since pipeline 0 read them, out of memory), the
+     * run ends with its error and no output. */
+    pthread_mutex_t create_mu;
+    _Atomic unsigned created; /* pipelines created or failed */
+    _Atomic bool create_failed;
+    bool all_created;         /* reader's copy: created == n, none failed */
     struct worker *w[SN_WORKERS_MAX];
     struct sn_pipeline *ps[SN_WORKERS_MAX];
     struct sn_decode dec; /* the reader's, for the packets sharding needs fully decoded (its
@@ -149,11 +174,10 @@ struct sn_workers {
     bool agg;             /* fingerprints on: window closes are broadcast */
     int64_t win_us, grace_us;
     int64_t close_key; /* align_down(now - grace - 1, window) at the last broadcast */
+    bool refs;       /* packets of this input given by reference: drain at its end */
     uint64_t seq;    /* records written */
     uint64_t sink_errors;
     struct sn_pipeline_counters *sum; /* the reader's scratch for the workers' snapshots */
-    char *obuf;      /* record with "seq" inserted */
-    size_t obuf_cap;
     bool finished;
 
     /* input/capture bookkeeping, applied to pipeline 0 at finish */
@@ -222,10 +246,12 @@ static int coll_open(struct sn_sink *s, const struct sn_config *cfg)
     return 0;
 }
 
+static const char *seq_at(const char *data, size_t len);
+
 static int coll_emit(struct sn_sink *s, const struct sn_record *r)
 {
     struct worker *w = s->priv;
-    size_t need = sizeof(struct rec) + align8(r->keylen + r->len);
+    size_t need = sizeof(struct rec) + align8(r->keylen + SEQ_ROOM + r->len);
     struct chunk *c = w->wchunk;
     size_t used = atomic_load_explicit(&c->used, memory_order_relaxed);
     if (c->cap - used < need) {
@@ -236,13 +262,14 @@ static int coll_emit(struct sn_sink *s, const struct sn_record *r)
         w->wchunk = c = nc;
         used = 0;
     }
+    const char *at = seq_at(r->data, r->len); /* found here, in parallel, not by the merger */
     struct rec h = {.ord = w->cur_ord, .type = (uint32_t)r->type, .keylen = (uint32_t)r->keylen,
-                    .len = (uint32_t)r->len};
+                    .len = (uint32_t)r->len, .at = at ? (uint32_t)(at - r->data) : NO_SEQ};
     uint8_t *d = c->data + used;
     memcpy(d, &h, sizeof(h));
     if (r->keylen)
         memcpy(d + sizeof(h), r->key, r->keylen);
-    memcpy(d + sizeof(h) + r->keylen, r->data, r->len);
+    memcpy(d + sizeof(h) + r->keylen + SEQ_ROOM, r->data, r->len);
     atomic_store_explicit(&c->used, used + need, memory_order_release);
     return 0;
 }
@@ -297,11 +324,33 @@ static void publish_tail(struct worker *w, uint64_t last_ord, bool idle)
         wake(&w->mu, &w->cv_prod, &w->prod_sleeping);
 }
 
+/* Creates the worker's pipeline on its own thread (its memory then comes from this thread's
+ * malloc arena too). */
+static void worker_create(struct worker *w)
+{
+    struct sn_workers *ws = w->ws;
+    bool is_config;
+    pthread_mutex_lock(&ws->create_mu);
+    struct sn_pipeline *p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &ws->popts, &is_config);
+    pthread_mutex_unlock(&ws->create_mu);
+    if (!p) {
+        snprintf(w->err, sizeof(w->err), "%s", sn_err_last());
+        w->err_config = is_config;
+        atomic_store(&ws->create_failed, true);
+    }
+    w->p = ws->ps[w->idx] = p; /* read by the reader after the join */
+    if (p)
+        snapshot(w);
+    atomic_fetch_add_explicit(&ws->created, 1, memory_order_release);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t last_ord = 0;
     uint64_t head = 0;
+    if (!w->p)
+        worker_create(w);
     for (;;) {
         if (w->ctail == head) {
             head = atomic_load_explicit(&w->head, memory_order_acquire);
@@ -326,7 +375,7 @@ static void *worker_main(void *arg)
         }
         struct ent e;
         memcpy(&e, w->ring + off, sizeof(e));
-        switch (e.kind) {
+        switch (w->p ? e.kind : E_PAD) { /* no pipeline: the run fails, skip everything */
         case E_PKT:
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
@@ -334,6 +383,11 @@ static void *worker_main(void *arg)
                                e.ts_us);
             if (++w->since_snap >= SNAP_EVERY)
                 snapshot(w);
+            break;
+        case E_REF:
+            w->cur_ord = e.ord;
+            sn_pipeline_advance(w->p, e.now_us);
+            sn_pipeline_packet(w->p, e.dlt, e.ref, e.caplen, e.wirelen, e.ts_us);
             break;
         case E_ADVANCE:
             w->cur_ord = e.ord;
@@ -355,7 +409,8 @@ static void *worker_main(void *arg)
             publish_tail(w, last_ord, false);
     }
     w->cur_ord = ORD_FINISH;
-    sn_pipeline_finish_records(w->p);
+    if (w->p)
+        sn_pipeline_finish_records(w->p);
     publish_tail(w, ORD_FINISH, true);
     return NULL;
 }
@@ -410,11 +465,12 @@ static uint8_t *reserve(struct worker *w, size_t size)
     return w->pring + (size_t)(w->phead & (w->psize - 1));
 }
 
+/* The entry, then (E_PKT) the frame's caplen bytes from data. */
 static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data)
 {
     uint8_t *dst = reserve(w, e->size);
     memcpy(dst, e, sizeof(*e));
-    if (e->caplen)
+    if (e->kind == E_PKT && e->caplen)
         memcpy(dst + sizeof(*e), data, e->caplen);
     w->phead += e->size;
     if (!w->pending++)
@@ -422,6 +478,19 @@ static void put_entry(struct worker *w, const struct ent *e, const uint8_t *data
     w->last_wr_ord = e->ord;
     if (w->pending >= BATCH)
         publish_head(w, false);
+}
+
+/* Waits until worker w has consumed everything published (its ring is empty). */
+static void drain(struct worker *w)
+{
+    if (atomic_load_explicit(&w->tail, memory_order_acquire) == w->phead)
+        return;
+    pthread_mutex_lock(&w->mu);
+    atomic_store(&w->prod_sleeping, 1);
+    while ((w->tail_cache = atomic_load(&w->tail)) != w->phead)
+        pthread_cond_wait(&w->cv_prod, &w->mu);
+    atomic_store(&w->prod_sleeping, 0);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* Everything worker w can still produce has an ordinal above the returned one. */
@@ -438,13 +507,13 @@ static uint64_t low_mark(const struct sn_workers *ws, const struct worker *w)
 }
 
 /* The next record of worker w's queue, or NULL. */
-static const struct rec *peek(struct sn_workers *ws, struct worker *w)
+static struct rec *peek(struct sn_workers *ws, struct worker *w)
 {
     for (;;) {
         struct chunk *c = w->rchunk;
         size_t used = atomic_load_explicit(&c->used, memory_order_acquire);
         if (w->rpos < used)
-            return (const struct rec *)(c->data + w->rpos);
+            return (struct rec *)(c->data + w->rpos);
         struct chunk *nx = atomic_load_explicit(&c->next, memory_order_acquire);
         if (!nx)
             return NULL;
@@ -489,37 +558,22 @@ static size_t fmt_seq(char *buf, uint64_t v)
     return (size_t)(sn_json_put_u64(buf + 7, v) - buf);
 }
 
-static void write_record(struct sn_workers *ws, const struct rec *h)
+/* The record (the merger owns its bytes now: the worker never touches them again). */
+static void write_record(struct sn_workers *ws, struct rec *h)
 {
-    const char *key = (const char *)(h + 1);
-    const char *data = key + h->keylen;
-    size_t len = h->len;
+    char *key = (char *)(h + 1);
+    char *data = key + h->keylen + SEQ_ROOM;
     ws->seq++;
-    const char *at = seq_at(data, len);
     const char *out = data;
-    size_t olen = len;
-    if (at) {
+    size_t olen = h->len;
+    if (h->at != NO_SEQ) {
         char num[32];
-        size_t nl = fmt_seq(num, ws->seq);
-        size_t need = len + nl;
-        if (need > ws->obuf_cap) {
-            size_t cap = ws->obuf_cap ? ws->obuf_cap : 4096;
-            while (cap < need)
-                cap *= 2;
-            char *nb = realloc(ws->obuf, cap);
-            if (!nb) {
-                ws->sink_errors++;
-                return;
-            }
-            ws->obuf = nb;
-            ws->obuf_cap = cap;
-        }
-        size_t pre = (size_t)(at - data);
-        memcpy(ws->obuf, data, pre);
-        memcpy(ws->obuf + pre, num, nl);
-        memcpy(ws->obuf + pre + nl, at, len - pre);
-        out = ws->obuf;
-        olen = need;
+        size_t nl = fmt_seq(num, ws->seq); /* <= SEQ_ROOM */
+        char *start = data - nl;
+        memmove(start, data, h->at);
+        memcpy(start + h->at, num, nl);
+        out = start;
+        olen += nl;
     }
     struct sn_record r = {.type = (enum sn_rec_type)h->type, .key = h->keylen ? key : NULL,
                           .keylen = h->keylen, .data = out, .len = olen, .seq = ws->seq};
@@ -532,7 +586,7 @@ static void write_record(struct sn_workers *ws, const struct rec *h)
 /* Writes, in (ordinal, worker) order, every queued record whose ordinal is <= bound. */
 static void merge_upto(struct sn_workers *ws, uint64_t bound)
 {
-    const struct rec *heads[SN_WORKERS_MAX];
+    struct rec *heads[SN_WORKERS_MAX];
     for (unsigned i = 0; i < ws->n; i++)
         heads[i] = peek(ws, ws->w[i]);
     for (;;) {
@@ -544,15 +598,21 @@ static void merge_upto(struct sn_workers *ws, uint64_t bound)
         if (best < 0)
             return;
         struct worker *w = ws->w[best];
-        const struct rec *h = heads[best];
+        struct rec *h = heads[best];
+        w->rpos += rec_size(h);
         write_record(ws, h);
-        w->rpos += sizeof(*h) + align8((size_t)h->keylen + h->len);
         heads[best] = peek(ws, w);
     }
 }
 
 static void merge_ready(struct sn_workers *ws)
 {
+    if (!ws->all_created) {
+        if (atomic_load_explicit(&ws->created, memory_order_acquire) < ws->n ||
+            atomic_load(&ws->create_failed))
+            return;
+        ws->all_created = true;
+    }
     uint64_t bound = UINT64_MAX;
     for (unsigned i = 0; i < ws->n; i++) {
         uint64_t lo = low_mark(ws, ws->w[i]);
@@ -830,7 +890,8 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         return NULL;
     }
     pthread_mutex_init(&ws->free_mu, NULL);
-    ws->ring_bytes = SN_WORKERS_DEFAULT_RING_BYTES;
+    pthread_mutex_init(&ws->create_mu, NULL);
+    ws->ring_bytes = opts && opts->refs ? SN_WORKERS_REF_RING_BYTES : SN_WORKERS_DEFAULT_RING_BYTES;
     if (opts && opts->ring_bytes) {
         /* a power of two, at least the minimum (which holds 4 largest snaplen frames) */
         ws->ring_bytes = SN_WORKERS_MIN_RING_BYTES;
@@ -867,7 +928,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
     ws->wcfg = *cfg;
     unsigned fmax = cfg->flow_max ? cfg->flow_max : SN_FLOW_DEFAULT_MAX;
     ws->wcfg.flow_max = (fmax + n - 1) / n;
-    struct sn_pipeline_opts popts = {.no_seq = true};
+    ws->popts.no_seq = true;
     for (unsigned i = 0; i < n; i++) {
         struct worker *w =
             aligned_alloc(CACHELINE, (sizeof(*w) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
@@ -890,15 +951,20 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
             goto nomem;
         w->collector.ops = &collector_ops;
         w->collector.priv = w;
-        /* nDPI modules are created one after the other, on this thread (classify.h). */
-        w->p = sn_pipeline_new_opts(&ws->wcfg, &w->collector, &popts, is_config);
-        if (!w->p)
-            goto fail;
-        ws->ps[i] = w->p;
-        sn_pipeline_counters_take(w->p, w->snap); /* zeroes, before the thread runs */
     }
     if (!(ws->sum = sn_pipeline_counters_new()))
         goto nomem;
+    /* Pipeline 0 here, before any thread runs: a bad rules, protos or geo file is reported
+     * by the caller before anything is read. Each other worker creates its own on its
+     * thread (worker_create), one after the other, while the reader already fills the
+     * rings and worker 0 works: their set-up (nDPI's, some 25 ms each) is off the critical
+     * path. */
+    struct worker *w0 = ws->w[0];
+    w0->p = ws->ps[0] = sn_pipeline_new_opts(&ws->wcfg, &w0->collector, &ws->popts, is_config);
+    if (!w0->p)
+        goto fail;
+    sn_pipeline_counters_take(w0->p, w0->snap); /* zeroes, before the thread runs */
+    atomic_store(&ws->created, 1);
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = ws->w[i];
         int rc = pthread_create(&w->thr, NULL, worker_main, w);
@@ -909,7 +975,7 @@ struct sn_workers *sn_workers_new_opts(const struct sn_config *cfg, struct sn_si
         w->started = true;
         /* "top -H" and perf tell the workers apart (at most 15 characters) */
         char name[16];
-        snprintf(name, sizeof(name), "spanprint-w%u", i);
+        snprintf(name, sizeof(name), "spanprint-w%u", i % SN_WORKERS_MAX); /* i < 64 */
         pthread_setname_np(w->thr, name);
     }
     return ws;
@@ -934,29 +1000,30 @@ void sn_workers_free(struct sn_workers *ws)
         c = nx;
     }
     pthread_mutex_destroy(&ws->free_mu);
+    pthread_mutex_destroy(&ws->create_mu);
     sn_flow_table_free(ws->flows);
     sn_pipeline_counters_free(ws->sum);
-    free(ws->obuf);
     free(ws);
 }
 
-void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
-                       uint32_t wirelen, int64_t ts_us)
+static void dispatch(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                     uint32_t wirelen, int64_t ts_us, bool ref)
 {
-    if (caplen > ws->ring_bytes / 4)
+    if (!ref && caplen > ws->ring_bytes / 4)
         caplen = (uint32_t)(ws->ring_bytes / 4); /* never: snaplen is at most 262144 */
     ws->packets++;
     unsigned i = pick(ws, dlt, data, caplen, wirelen, ts_us);
     struct worker *w = ws->w[i];
     ws->last_worker = i;
-    struct ent e = {.kind = E_PKT,
-                    .size = (uint32_t)align8(sizeof(struct ent) + caplen),
+    struct ent e = {.kind = ref ? E_REF : E_PKT,
+                    .size = (uint32_t)align8(sizeof(struct ent) + (ref ? 0 : caplen)),
                     .dlt = dlt,
                     .caplen = caplen,
                     .wirelen = wirelen,
                     .ts_us = ts_us,
                     .now_us = ws->now_us,
-                    .ord = ++ws->ord};
+                    .ord = ++ws->ord,
+                    .ref = ref ? data : NULL};
     bool moved = ts_us > ws->now_us;
     if (moved)
         ws->now_us = ts_us;
@@ -979,6 +1046,48 @@ void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint
         ws->since_merge = 0;
         merge_ready(ws);
     }
+}
+
+void sn_workers_packet(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                       uint32_t wirelen, int64_t ts_us)
+{
+    dispatch(ws, dlt, data, caplen, wirelen, ts_us, false);
+}
+
+void sn_workers_packet_ref(struct sn_workers *ws, int dlt, const uint8_t *data, uint32_t caplen,
+                           uint32_t wirelen, int64_t ts_us)
+{
+    ws->refs = true;
+    dispatch(ws, dlt, data, caplen, wirelen, ts_us, true);
+}
+
+const uint8_t *sn_workers_oldest_ref(const struct sn_workers *ws)
+{
+    const uint8_t *oldest = NULL;
+    for (unsigned i = 0; i < ws->n; i++) {
+        const struct worker *w = ws->w[i];
+        /* The worker may still read every entry from its tail on (the one at the tail may
+         * be in use now); the reader wrote them and does not overwrite them before the tail
+         * passes, so it can read them back. The first E_REF among them is its oldest. */
+        uint64_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        while (t != w->phead) {
+            size_t off = (size_t)(t & (w->psize - 1));
+            size_t rem = w->psize - off;
+            if (rem < sizeof(struct ent)) {
+                t += rem;
+                continue;
+            }
+            struct ent e;
+            memcpy(&e, w->pring + off, sizeof(e));
+            if (e.kind == E_REF) {
+                if (!oldest || (uintptr_t)e.ref < (uintptr_t)oldest)
+                    oldest = e.ref;
+                break;
+            }
+            t += e.size;
+        }
+    }
+    return oldest;
 }
 
 /* An entry for every worker except `skip` (-1: none). */
@@ -1035,6 +1144,13 @@ void sn_workers_input_end(struct sn_workers *ws, uint64_t packets, bool truncate
     ws->inputs[ws->n_inputs - 1].truncated = truncated;
     for (unsigned i = 0; i < ws->n; i++)
         publish_head(ws->w[i], true);
+    if (ws->refs) {
+        /* The input's packet bytes may go away after this returns (its capture closes):
+         * wait until every worker has consumed every entry. */
+        for (unsigned i = 0; i < ws->n; i++)
+            drain(ws->w[i]);
+        ws->refs = false;
+    }
 }
 
 void sn_workers_finish(struct sn_workers *ws)
@@ -1046,6 +1162,8 @@ void sn_workers_finish(struct sn_workers *ws)
     if (ws->ord)
         broadcast(ws, E_ADVANCE, ws->now_us, (int)ws->last_worker);
     stop_threads(ws); /* each worker drains its ring, then ends its flows and windows */
+    if (atomic_load(&ws->create_failed))
+        return; /* nothing written (sn_workers_failed says why) */
     merge_upto(ws, ORD_FINISH);
     struct sn_pipeline *p0 = ws->ps[0];
     for (unsigned i = 0; i < ws->n_inputs; i++) {
@@ -1058,6 +1176,29 @@ void sn_workers_finish(struct sn_workers *ws)
     sn_pipeline_emit_stats_sum(ws->ps, ws->n);
     merge_upto(ws, ORD_STATS);
     ws->finished = true;
+}
+
+int sn_workers_failed(const struct sn_workers *ws, bool *is_config)
+{
+    *is_config = false;
+    if (!atomic_load(&ws->create_failed))
+        return 0;
+    for (unsigned i = 0; i < ws->n; i++) {
+        const struct worker *w = ws->w[i];
+        if (w->p)
+            continue;
+        /* the worker's message as it was ("<mod>: <text>"), now on this thread's ring */
+        char mod[32] = "workers";
+        const char *text = w->err, *colon = strstr(w->err, ": ");
+        if (colon && (size_t)(colon - w->err) < sizeof(mod)) {
+            memcpy(mod, w->err, (size_t)(colon - w->err));
+            mod[colon - w->err] = 0;
+            text = colon + 2;
+        }
+        *is_config = w->err_config;
+        return sn_err_push(w->err_config ? SN_ECONFIG : EIO, mod, "%s", text);
+    }
+    return 0;
 }
 
 /* The workers' counters as of their last snapshots, summed into ws->sum (the reader's). */
