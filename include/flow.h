@@ -6,8 +6,9 @@
  * a short linger so the final ACKs still belong to the flow). When the pool is full the least
  * recently active flow is evicted (end reason "evicted") and counted. Time is packet time,
  * so replay is deterministic. No allocation after sn_flow_table_new: the pool is allocated
- * there in full (sizeof(struct sn_flow) = 328 bytes per entry, plus 8 to 16 bytes of hash index per
- * entry), and its pages are touched only as entries are first used.
+ * there in full (sizeof(struct sn_flow) = 328 bytes per entry, plus 8 to 16 bytes of hash index
+ * per entry); the pool's pages are touched only as entries are first used, the hash index's
+ * at once (mem.h: it is read before it is written).
  *
  * Who is the client: the sender of a SYN without ACK (or the receiver of a SYN+ACK). For a
  * TCP flow first seen mid-stream, the side with the lower port is the server (ties: the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mem.h"
 #include "json.h"
 #include "pseudo.h"
 #include "regdom.h"
@@ -859,6 +860,7 @@ struct sn_agg *sn_agg_new(const struct sn_agg_cfg *cfg, sn_agg_emit_fn emit, voi
         a->w[i].ovf = malloc(sizeof(*a->w[i].ovf));
         if (!a->w[i].tab || !a->w[i].list || !a->w[i].ovf)
             goto fail;
+        sn_mem_prefault(a->w[i].tab, a->tab_size * sizeof(*a->w[i].tab)); /* see mem.h */
     }
     a->sortbuf = calloc(a->cfg.max_entries, sizeof(*a->sortbuf));
     if (!a->sortbuf)

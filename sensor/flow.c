@@ -9,6 +9,7 @@
 
 #include "decode.h"
 #include "err.h"
+#include "mem.h"
 
 enum { L_FREE = 0, L_OPEN = 1, L_CLOSING = 2 };
 
@@ -131,6 +132,7 @@ struct sn_flow_table *sn_flow_table_new(const struct sn_flow_cfg *cfg)
     t->pool = calloc(t->cfg.max, sizeof(*t->pool));
     if (!t->buckets || !t->pool)
         goto fail;
+    sn_mem_prefault(t->buckets, nb * sizeof(*t->buckets)); /* read before written: mem.h */
     /* The pool is handed out front to back (t->fresh) before the free list is used: calloc's
      * pages are touched only as flows are first needed, so a sensor tracking 10 k flows does
      * not occupy the memory of max (262 k by default) from the start. */
