@@ -59,6 +59,7 @@ struct sn_pipeline {
     struct sn_classify *cls;
     struct sn_geo *geo;
     struct sn_rules *rules;
+    struct sn_rule_memo rule_memo; /* flow_rule's last answer (rules.h) */
     char rules_path[4096];
     uint64_t reloads, reload_errors;
     struct sn_agg *agg;
@@ -201,11 +202,9 @@ static void json_endpoint(struct sn_pipeline *p, const char *name, size_t namele
 
 /* The service rule for a flow, from what is known about it now. Borrowed from p->rules.
  * A flow that ends is matched twice in a row with the same facts (settle_flow, then
- * emit_flow): the memo answers the second time. It compares the whole query, so it is
- * per thread rather than per pipeline. */
+ * emit_flow): the pipeline's memo answers the second time. */
 static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_flow *f)
 {
-    static _Thread_local struct sn_rule_memo memo;
     if (!p->rules)
         return NULL;
     const struct sn_tls_meta *m = f->tls ? sn_tls_meta(f->tls) : NULL;
@@ -217,7 +216,7 @@ static const struct sn_rule *flow_rule(struct sn_pipeline *p, const struct sn_fl
         .ja3 = m ? sn_tls_meta_ja3(m) : NULL,
         .app = f->cls ? sn_classify_app_name(p->cls, f->cls) : NULL,
     };
-    return sn_rules_match_memo(p->rules, &q, &memo);
+    return sn_rules_match_memo(p->rules, &q, &p->rule_memo);
 }
 
 /* name/namelen: a plain key (KEY()). Written directly: four members, twice per record. */
