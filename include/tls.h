@@ -28,12 +28,15 @@ struct sn_quic_ctx;
 typedef void (*sn_tls_record_fn)(void *ctx, int dir, uint8_t content_type, uint32_t len,
                                  int64_t ts_us);
 
+struct sn_tls_fp_memo;
+
 struct sn_tls_cfg {
     uint32_t reasm_cap;     /* bytes buffered per direction before giving up */
     uint32_t first_records; /* sizes of the first N records per direction kept for output */
     sn_tls_record_fn on_record; /* may be NULL */
     void *ctx;
     struct sn_quic_ctx *quic; /* per-thread QUIC decryption (borrowed); NULL: no QUIC */
+    struct sn_tls_fp_memo *fp_memo; /* JA3/JA4 digest memo (tls_fp.h; borrowed); may be NULL */
 };
 
 /* Per-module counters (summed across workers when read). */

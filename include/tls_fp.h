@@ -7,11 +7,11 @@
  * JA4S/JA4X and the other JA4+ methods are under a non-commercial licence and are not here.
  *
  * Lists are passed in wire order and may still contain GREASE values: the functions skip
- * them. Hashes use libcrypto's EVP interface; the digests of recent lists are remembered per
- * thread (about 150 KB, allocated at the thread's first fingerprint and freed when it
- * exits), so a repeated hello costs neither formatting nor hashing.
- * Ownership: all pointers are borrowed for the call. Thread safety: any thread (the memo is
- * thread-local).
+ * them. Hashes use libcrypto's EVP interface. A memo (struct sn_tls_fp_memo, 151,556 bytes,
+ * one per pipeline) remembers the digests of recent lists, so a repeated hello costs neither
+ * formatting nor hashing; a hit is exact (the whole list is compared).
+ * Ownership: all pointers are borrowed for the call; sn_tls_fp_memo_new returns owned.
+ * Thread safety: any thread; a memo is used by one thread at a time.
  */
 #ifndef SN_TLS_FP_H
 #define SN_TLS_FP_H
@@ -23,8 +23,15 @@
 #define SN_TLS_FP_MD5_HEX 33 /* 32 hex digits + NUL */
 #define SN_TLS_FP_JA4_LEN 37 /* "t13d1516h2_8daaf6152771_e5627efa2ab1" + NUL */
 
+/* Recent digests (512 slots). NULL wherever a memo is taken means none: every digest is
+ * computed. */
+struct sn_tls_fp_memo;
+struct sn_tls_fp_memo *sn_tls_fp_memo_new(void); /* NULL with SN_ERR set */
+void sn_tls_fp_memo_free(struct sn_tls_fp_memo *t); /* accepts NULL */
+
 /* The ClientHello facts JA3 and JA4 use. */
 struct sn_tls_fp_hello {
+    struct sn_tls_fp_memo *memo; /* borrowed, may be NULL */
     char transport;          /* JA4 prefix: 't' TCP, 'q' QUIC, 'd' DTLS */
     uint16_t legacy_version; /* ClientHello.legacy_version (JA3) */
     const uint16_t *versions; /* supported_versions values (JA4 takes the highest) */
@@ -55,8 +62,9 @@ const char *sn_tls_fp_ja4_version(uint16_t v);
  * (libcrypto could not allocate a digest context). */
 int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
     __attribute__((warn_unused_result));
-int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size_t n_exts,
-                   char out[SN_TLS_FP_MD5_HEX]) __attribute__((warn_unused_result));
+int sn_tls_fp_ja3s(struct sn_tls_fp_memo *memo, uint16_t version, uint16_t cipher,
+                   const uint16_t *exts, size_t n_exts, char out[SN_TLS_FP_MD5_HEX])
+    __attribute__((warn_unused_result));
 int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
     __attribute__((warn_unused_result));
 

@@ -42,6 +42,11 @@ int sn_tls_hs_sslv2(struct sn_tls_meta *m, const uint8_t *rec, size_t len)
  * with 'q' and the JSON has no record_version. */
 void sn_tls_meta_set_quic(struct sn_tls_meta *m);
 
+/* The fingerprint memo (tls_fp.h) this flow's JA3/JA3S/JA4 go through: borrowed, must
+ * outlive m; NULL (the default): none. */
+struct sn_tls_fp_memo;
+void sn_tls_meta_set_memo(struct sn_tls_meta *m, struct sn_tls_fp_memo *memo);
+
 /* Records the negotiated record-layer facts the stream sees (ChangeCipherSpec seen, ...). */
 void sn_tls_meta_note_ccs(struct sn_tls_meta *m, int dir);
 

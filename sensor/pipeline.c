@@ -16,6 +16,7 @@
 #include "rules.h"
 #include "tls.h"
 #include "tls_hs.h"
+#include "tls_fp.h"
 #include "err.h"
 #include "flow.h"
 #include "json.h"
@@ -56,6 +57,7 @@ struct sn_pipeline {
     struct sn_tls_cfg tls_cfg;
     struct sn_tls_stats tls_st;
     struct sn_quic_ctx *quic; /* QUIC Initial decryption, this thread's */
+    struct sn_tls_fp_memo *fp_memo; /* recent JA3/JA4 digests (tls_fp.h) */
     struct sn_classify *cls;
     struct sn_geo *geo;
     struct sn_rules *rules;
@@ -441,9 +443,11 @@ struct sn_pipeline *sn_pipeline_new_opts(const struct sn_config *cfg, struct sn_
     p->tls_cfg.ctx = p;
     if (!cfg->no_tls) {
         p->quic = sn_quic_ctx_new();
-        if (!p->quic)
+        p->fp_memo = sn_tls_fp_memo_new();
+        if (!p->quic || !p->fp_memo)
             goto fail;
         p->tls_cfg.quic = p->quic;
+        p->tls_cfg.fp_memo = p->fp_memo;
     }
 
     if (!cfg->no_fingerprints) {
@@ -528,6 +532,7 @@ void sn_pipeline_free(struct sn_pipeline *p)
         return;
     sn_flow_table_free(p->flows);
     sn_quic_ctx_free(p->quic); /* after the flows: their QUIC state borrows it */
+    sn_tls_fp_memo_free(p->fp_memo); /* likewise their TLS state */
     sn_agg_free(p->agg);
     sn_pseudo_free(p->pseudo);
     /* Before nDPI's teardown: freeing this large buffer consolidates glibc's fast bins, which

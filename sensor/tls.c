@@ -156,8 +156,8 @@ static uint32_t map_find(const struct tls_dir *d, uint32_t i, uint32_t lim, bool
 
 struct sn_tls *sn_tls_new(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
 {
-    struct sn_tls_cfg c = {SN_TLS_DEFAULT_REASM_CAP, SN_TLS_DEFAULT_FIRST_RECORDS, NULL, NULL,
-                          NULL};
+    struct sn_tls_cfg c = {.reasm_cap = SN_TLS_DEFAULT_REASM_CAP,
+                           .first_records = SN_TLS_DEFAULT_FIRST_RECORDS};
     if (cfg)
         c = *cfg;
     if (c.reasm_cap == 0)
@@ -177,6 +177,7 @@ struct sn_tls *sn_tls_new(const struct sn_tls_cfg *cfg, struct sn_tls_stats *st)
     t->meta = sn_tls_meta_new();
     if (!t->meta)
         goto fail;
+    sn_tls_meta_set_memo(t->meta, c.fp_memo);
     for (int i = 0; i < 2; i++) {
         t->d[i].first = t->first_store + (size_t)i * c.first_records;
         t->d[i].cut = NO_CUT;

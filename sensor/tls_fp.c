@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pthread.h>
-
 #include <openssl/evp.h>
 
 #include "err.h"
@@ -216,42 +214,22 @@ struct memo_slot {
     uint16_t key[MEMO_KEY_MAX];
 };
 
-struct memo {
+struct sn_tls_fp_memo {
     struct memo_slot way[MEMO_SETS][MEMO_WAYS];
     uint32_t clock;
 };
 
-/* A thread's table is allocated at its first fingerprint (threads that never make one, such
- * as a Kafka client's, pay nothing) and freed when the thread exits. */
-static _Thread_local struct memo *memo_tab;
-static pthread_key_t memo_key; /* its destructor frees a thread's table */
-static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
-static bool memo_key_ok;
+struct sn_tls_fp_memo *sn_tls_fp_memo_new(void)
+{
+    struct sn_tls_fp_memo *t = calloc(1, sizeof(*t));
+    if (!t)
+        SN_ERR(ENOMEM, "fingerprint memo (%zu bytes)", sizeof(*t));
+    return t;
+}
 
-static void memo_destroy(void *t)
+void sn_tls_fp_memo_free(struct sn_tls_fp_memo *t)
 {
     free(t);
-}
-
-static void memo_key_make(void)
-{
-    memo_key_ok = pthread_key_create(&memo_key, memo_destroy) == 0;
-}
-
-/* This thread's table, or NULL (out of memory, or no key to free it with): no memo. */
-static struct memo *memo_table(void)
-{
-    if (!memo_tab) {
-        pthread_once(&memo_once, memo_key_make);
-        if (!memo_key_ok)
-            return NULL;
-        memo_tab = calloc(1, sizeof(*memo_tab));
-        if (memo_tab && pthread_setspecific(memo_key, memo_tab) != 0) {
-            free(memo_tab);
-            memo_tab = NULL;
-        }
-    }
-    return memo_tab;
 }
 
 static void key_add(struct memo_key *k, uint16_t x)
@@ -295,7 +273,7 @@ static unsigned memo_set(int kind, const struct memo_key *k)
     return (unsigned)(h % MEMO_SETS);
 }
 
-static bool memo_get(struct memo *t, int kind, const struct memo_key *k, unsigned set,
+static bool memo_get(struct sn_tls_fp_memo *t, int kind, const struct memo_key *k, unsigned set,
                      unsigned char *md, unsigned int *mdlen)
 {
     for (unsigned w = 0; w < MEMO_WAYS; w++) {
@@ -311,7 +289,7 @@ static bool memo_get(struct memo *t, int kind, const struct memo_key *k, unsigne
     return false;
 }
 
-static void memo_put(struct memo *t, int kind, const struct memo_key *k, unsigned set,
+static void memo_put(struct sn_tls_fp_memo *t, int kind, const struct memo_key *k, unsigned set,
                      const unsigned char *md, unsigned int mdlen)
 {
     if (mdlen > sizeof(t->way[0][0].md))
@@ -361,13 +339,13 @@ typedef void (*emit_fn)(struct fp_out *o, const void *arg);
 
 /* The first `nhex` lowercase hex digits (+ NUL) of the digest of emit's string, from the
  * memo under (kind, key) when there, else computed and remembered. */
-static int fp_digest(int kind, const struct memo_key *k, int which, emit_fn emit,
-                     const void *arg, char *out, size_t nhex)
+static int fp_digest(struct sn_tls_fp_memo *memo, int kind, const struct memo_key *k,
+                     int which, emit_fn emit, const void *arg, char *out, size_t nhex)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    struct memo *t = !k->over && k->n > 0 ? memo_table() : NULL;
+    struct sn_tls_fp_memo *t = !k->over && k->n > 0 ? memo : NULL;
     unsigned set = t ? memo_set(kind, k) : 0;
     if (!t || !memo_get(t, kind, k, set, md, &mdlen)) {
         struct fp_out o;
@@ -422,7 +400,7 @@ int sn_tls_fp_ja3(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_MD5_HEX])
         k.over = true;
     for (size_t i = 0; i < h->n_point_formats && !k.over; i++)
         key_add(&k, h->point_formats[i]);
-    return fp_digest(MK_JA3, &k, MD_MD5, ja3_emit_cb, h, out, 32);
+    return fp_digest(h->memo, MK_JA3, &k, MD_MD5, ja3_emit_cb, h, out, 32);
 }
 
 size_t sn_tls_fp_ja3_string(const struct sn_tls_fp_hello *h, char *buf, size_t cap)
@@ -449,15 +427,15 @@ static void ja3s_emit_cb(struct fp_out *o, const void *arg)
     out_dec_list(o, in->exts, in->n_exts);
 }
 
-int sn_tls_fp_ja3s(uint16_t version, uint16_t cipher, const uint16_t *exts, size_t n_exts,
-                   char out[SN_TLS_FP_MD5_HEX])
+int sn_tls_fp_ja3s(struct sn_tls_fp_memo *memo, uint16_t version, uint16_t cipher,
+                   const uint16_t *exts, size_t n_exts, char out[SN_TLS_FP_MD5_HEX])
 {
     struct ja3s_in in = {version, cipher, exts, n_exts};
     struct memo_key k = {.n = 0};
     key_add(&k, version);
     key_add(&k, cipher);
     key_list(&k, exts, n_exts);
-    return fp_digest(MK_JA3S, &k, MD_MD5, ja3s_emit_cb, &in, out, 32);
+    return fp_digest(memo, MK_JA3S, &k, MD_MD5, ja3s_emit_cb, &in, out, 32);
 }
 
 /* ---- JA4 ---------------------------------------------------------------------------- */
@@ -655,7 +633,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
         struct memo_key k = {.n = 0}; /* the sorted list itself */
         for (size_t i = 0; i < l.n_ciphers && !k.over; i++)
             key_add(&k, l.ciphers[i]);
-        if ((rc = fp_digest(MK_JA4_B, &k, MD_SHA256, ja4_b_emit_cb, &l, b, 12)) != 0)
+        if ((rc = fp_digest(h->memo, MK_JA4_B, &k, MD_SHA256, ja4_b_emit_cb, &l, b, 12)) != 0)
             goto done;
     }
     /* JA4.md: "If there are no extensions in the sorted extensions list" (SNI and ALPN are
@@ -670,7 +648,7 @@ int sn_tls_fp_ja4(const struct sn_tls_fp_hello *h, char out[SN_TLS_FP_JA4_LEN])
             key_add(&k, l.exts[i]);
         for (size_t i = 0; i < l.n_sigalgs && !k.over; i++)
             key_add(&k, l.sigalgs[i]);
-        if ((rc = fp_digest(MK_JA4_C, &k, MD_SHA256, ja4_c_emit_cb, &l, c, 12)) != 0)
+        if ((rc = fp_digest(h->memo, MK_JA4_C, &k, MD_SHA256, ja4_c_emit_cb, &l, c, 12)) != 0)
             goto done;
     }
     /* snprintf(out, SN_TLS_FP_JA4_LEN, "%s_%s_%s", a, b, c): 10 + 1 + 12 + 1 + 12 chars */

@@ -93,6 +93,7 @@ struct sn_tls_meta {
     bool quic;             /* the hello came in QUIC CRYPTO frames: no record layer */
     bool has_ch, has_sh, hrr, has_hrr_group, has_cert, cert_error, leaf_ok;
     bool ccs[2];
+    struct sn_tls_fp_memo *memo; /* borrowed (the pipeline's), may be NULL */
 };
 
 struct sn_tls_meta *sn_tls_meta_new(void)
@@ -282,11 +283,13 @@ struct ch_parse {
 
 /* A zeroed ch_parse except for the scratch's 2 KiB stack array, which scratch_init sets up
  * and which is written before it is read (zeroing it cost more than parsing a hello). */
-static struct ch_parse *ch_parse_new(void)
+static struct ch_parse *ch_parse_new(const struct sn_tls_meta *m)
 {
     struct ch_parse *p = malloc(sizeof(*p));
-    if (p)
+    if (p) {
         memset(p, 0, offsetof(struct ch_parse, sc));
+        p->fp.memo = m->memo;
+    }
     return p;
 }
 
@@ -503,7 +506,7 @@ static void ch_commit(struct sn_tls_meta *m, const struct tls_client *c)
 static int client_hello(struct sn_tls_meta *m, const uint8_t *body, size_t len,
                         uint16_t record_version)
 {
-    struct ch_parse *p = ch_parse_new();
+    struct ch_parse *p = ch_parse_new(m);
     struct sn_cur c = sn_cur_make(body, len);
     int rc;
 
@@ -607,7 +610,7 @@ int sn_tls_hs_sslv2(struct sn_tls_meta *m, const uint8_t *rec, size_t len)
     if (type != 1 || spec_len % 3 != 0 || sid_len > 32 || chal_len < 16 || chal_len > 32)
         return -SN_EPROTO;
 
-    p = ch_parse_new();
+    p = ch_parse_new(m);
     if (!p)
         return SN_ERR(ENOMEM, "sslv2 hello");
     if ((rc = scratch_init(&p->sc, len)) != 0)
@@ -753,7 +756,7 @@ static int server_hello(struct sn_tls_meta *m, const uint8_t *body, size_t len)
     }
     if (m->has_sh)
         goto out;
-    if ((rc = sn_tls_fp_ja3s(s.legacy_version, s.cipher, exts, next, s.ja3s)) != 0)
+    if ((rc = sn_tls_fp_ja3s(m->memo, s.legacy_version, s.cipher, exts, next, s.ja3s)) != 0)
         goto out;
     m->sh = s;
     m->has_sh = true;
@@ -838,6 +841,11 @@ void sn_tls_meta_note_ccs(struct sn_tls_meta *m, int dir)
 void sn_tls_meta_set_quic(struct sn_tls_meta *m)
 {
     m->quic = true;
+}
+
+void sn_tls_meta_set_memo(struct sn_tls_meta *m, struct sn_tls_fp_memo *memo)
+{
+    m->memo = memo;
 }
 
 bool sn_tls_meta_has_client_hello(const struct sn_tls_meta *m)

@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint64_t nrec = 0;
     struct sn_tls_stats st = {0};
-    struct sn_tls_cfg cfg = {cap, first, on_rec, &nrec, NULL};
+    struct sn_tls_cfg cfg = {.reasm_cap = cap, .first_records = first, .on_record = on_rec,
+                             .ctx = &nrec};
     struct sn_tls *t = sn_tls_new(&cfg, &st);
     if (!t)
         return 0;

@@ -109,7 +109,8 @@ struct fix {
 static void fix_open(struct fix *f, uint32_t cap)
 {
     memset(f, 0, sizeof(*f));
-    struct sn_tls_cfg cfg = {cap, SN_TLS_DEFAULT_FIRST_RECORDS, on_rec, &f->log, NULL};
+    struct sn_tls_cfg cfg = {.reasm_cap = cap, .first_records = SN_TLS_DEFAULT_FIRST_RECORDS,
+                             .on_record = on_rec, .ctx = &f->log};
     f->t = sn_tls_new(&cfg, &f->st);
     assert_non_null(f->t);
 }
