@@ -377,18 +377,15 @@ static void *worker_main(void *arg)
         memcpy(&e, w->ring + off, sizeof(e));
         switch (w->p ? e.kind : E_PAD) { /* no pipeline: the run fails, skip everything */
         case E_PKT:
+        case E_REF: {
+            const uint8_t *frame = e.kind == E_REF ? e.ref : w->ring + off + sizeof(e);
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
-            sn_pipeline_packet(w->p, e.dlt, w->ring + off + sizeof(e), e.caplen, e.wirelen,
-                               e.ts_us);
+            sn_pipeline_packet(w->p, e.dlt, frame, e.caplen, e.wirelen, e.ts_us);
             if (++w->since_snap >= SNAP_EVERY)
                 snapshot(w);
             break;
-        case E_REF:
-            w->cur_ord = e.ord;
-            sn_pipeline_advance(w->p, e.now_us);
-            sn_pipeline_packet(w->p, e.dlt, e.ref, e.caplen, e.wirelen, e.ts_us);
-            break;
+        }
         case E_ADVANCE:
             w->cur_ord = e.ord;
             sn_pipeline_advance(w->p, e.now_us);
