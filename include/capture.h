@@ -43,8 +43,9 @@ struct sn_capture *sn_capture_open_live(const char *iface, const char *filter, u
 int sn_capture_stats(struct sn_capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop);
 bool sn_capture_is_live(const struct sn_capture *c);
 
-/* 1: a packet; 0: end of file (offline) or read timeout (live); -SN_ETRUNC: the file ends mid-record (what was read
- * stays valid; SN_ERR has the detail); another negative code: read error. */
+/* 1: a packet; 0: end of file (offline) or read timeout (live); -SN_ETRUNC: the file ends
+ * mid-record (what was read stays valid; SN_ERR has the detail); another negative code: read
+ * error. */
 int sn_capture_next(struct sn_capture *c, struct sn_capture_pkt *out);
 
 /* Several live captures in one loop (-i repeated): after set_no_wait, next() on a live

@@ -66,8 +66,9 @@ const struct sn_rule *sn_rules_match(const struct sn_rules *r, const struct sn_r
 
 /* The last question asked and its answer, for a caller that asks about the same flow twice in
  * a row (the pipeline: a flow's fingerprint settle, then its record). Caller-owned (one per
- * pipeline), used by one thread at a time; zero-initialise. It compares the whole query (strings by content) and the set's
- * identity, so a hit is exactly what sn_rules_match would return. */
+ * pipeline), used by one thread at a time; zero-initialise. It compares the whole query
+ * (strings by content) and the set's identity, so a hit is exactly what sn_rules_match would
+ * return. */
 #define SN_RULES_MEMO_STR 256 /* longer strings are not remembered */
 struct sn_rule_memo {
     const struct sn_rules *set; /* compared, never dereferenced */
