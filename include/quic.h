@@ -17,8 +17,9 @@
  * their CHLO), the QUIC v2 drafts 0xff020000 / 0x709a50c4.
  * It derives the client Initial keys (HKDF-SHA256), removes header protection (AES-128-ECB),
  * decrypts (AES-128-GCM), walks the frames and reassembles the CRYPTO stream by offset in a
- * bounded buffer, until the ClientHello handshake message is complete (it may span several CRYPTO frames and several
- * Initial packets, in any order). The caller hands that message to tls_hs.
+ * bounded buffer, until the ClientHello handshake message is complete (it may span several
+ * CRYPTO frames and several Initial packets, in any order). The caller hands that message to
+ * tls_hs.
  * Server Initials and Handshake packets use other keys and are not looked at.
  *
  * Per thread: one struct sn_quic_ctx (the fetched libcrypto objects, decryption and CRYPTO
