@@ -38,6 +38,10 @@ void sn_pipeline_packet(struct sn_pipeline *p, int dlt, const uint8_t *data, uin
 /* Per-input bookkeeping for the stats record. */
 void sn_pipeline_input_begin(struct sn_pipeline *p, const char *path, int dlt);
 void sn_pipeline_input_end(struct sn_pipeline *p, uint64_t packets, bool truncated);
+/* The capture counters of the input last ended, when it is a live interface (each interface
+ * gets its own in the stats record; sn_pipeline_capture_stats gives their sum). */
+void sn_pipeline_input_capture(struct sn_pipeline *p, uint64_t recv, uint64_t drop,
+                               uint64_t ifdrop);
 
 /* End of input: ends all flows, closes all windows, writes the stats record. */
 void sn_pipeline_finish(struct sn_pipeline *p);

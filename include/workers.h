@@ -130,6 +130,9 @@ const uint8_t *sn_workers_oldest_ref(const struct sn_workers *w);
 
 void sn_workers_input_begin(struct sn_workers *w, const char *path, int dlt);
 void sn_workers_input_end(struct sn_workers *w, uint64_t packets, bool truncated);
+/* As sn_pipeline_input_capture. */
+void sn_workers_input_capture(struct sn_workers *w, uint64_t recv, uint64_t drop,
+                              uint64_t ifdrop);
 
 /* Live capture: advances every worker's clock (like sn_pipeline_tick) and writes what is
  * ready. */

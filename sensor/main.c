@@ -259,10 +259,17 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
         pass_capture_stats(cs, n, p, w);
     if (stop_requested || rc == 1)
         rc = 0;
-    input_end(p, w, got[0], rc == -SN_ETRUNC);
-    for (unsigned k = 1; k < n; k++) { /* the other interfaces, in -i order */
-        input_begin(p, w, cs[k]);
-        input_end(p, w, got[k], false);
+    for (unsigned k = 0; k < n; k++) { /* the other interfaces after the first, in -i order */
+        if (k)
+            input_begin(p, w, cs[k]);
+        input_end(p, w, got[k], k == 0 && rc == -SN_ETRUNC);
+        uint64_t recv, drop, ifdrop;
+        if (live && sn_capture_stats(cs[k], &recv, &drop, &ifdrop) == 0) {
+            if (w)
+                sn_workers_input_capture(w, recv, drop, ifdrop);
+            else
+                sn_pipeline_input_capture(p, recv, drop, ifdrop);
+        }
     }
     if (rc == -SN_ETRUNC) {
         fprintf(stderr, "spanprint: warning: %s; kept the %llu packets read before it\n",

@@ -32,6 +32,8 @@ struct input_stat {
     int dlt;
     uint64_t packets;
     bool truncated;
+    bool live; /* an interface: its own capture counters below */
+    uint64_t recv, drop, ifdrop;
 };
 
 struct sn_pipeline {
@@ -723,6 +725,18 @@ void sn_pipeline_input_begin(struct sn_pipeline *p, const char *path, int dlt)
     in->dlt = dlt;
 }
 
+void sn_pipeline_input_capture(struct sn_pipeline *p, uint64_t recv, uint64_t drop,
+                               uint64_t ifdrop)
+{
+    if (!p->n_inputs)
+        return;
+    struct input_stat *in = &p->inputs[p->n_inputs - 1];
+    in->live = true;
+    in->recv = recv;
+    in->drop = drop;
+    in->ifdrop = ifdrop;
+}
+
 void sn_pipeline_input_end(struct sn_pipeline *p, uint64_t packets, bool truncated)
 {
     if (!p->n_inputs)
@@ -830,6 +844,16 @@ static void sum_stats(struct sn_pipeline *const *ps, unsigned n, struct sn_pipel
     }
 }
 
+/* A live capture's counters (pcap_stats), as member "capture". */
+static void capture_json(struct sn_json *j, uint64_t recv, uint64_t drop, uint64_t ifdrop)
+{
+    sn_json_obj_begin(j, "capture");
+    sn_json_u64(j, "received", recv);
+    sn_json_u64(j, "kernel_drops", drop);
+    sn_json_u64(j, "interface_drops", ifdrop);
+    sn_json_obj_end(j);
+}
+
 /* The stats record of ps[0..n) (one pipeline, or the workers of one sensor), written by and
  * through ps[0]: inputs and capture counters are ps[0]'s, everything else is summed. */
 static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
@@ -846,16 +870,13 @@ static void emit_stats(struct sn_pipeline *const *ps, unsigned n)
         sn_json_u64(j, "linktype", (uint64_t)p->inputs[i].dlt);
         sn_json_u64(j, "packets", p->inputs[i].packets);
         sn_json_bool(j, "truncated", p->inputs[i].truncated);
+        if (p->inputs[i].live)
+            capture_json(j, p->inputs[i].recv, p->inputs[i].drop, p->inputs[i].ifdrop);
         sn_json_obj_end(j);
     }
     sn_json_arr_end(j);
-    if (p->live) {
-        sn_json_obj_begin(j, "capture");
-        sn_json_u64(j, "received", p->cap_recv);
-        sn_json_u64(j, "kernel_drops", p->cap_drop);
-        sn_json_u64(j, "interface_drops", p->cap_ifdrop);
-        sn_json_obj_end(j);
-    }
+    if (p->live) /* all interfaces together */
+        capture_json(j, p->cap_recv, p->cap_drop, p->cap_ifdrop);
     sn_json_obj_begin(j, "decode");
     sn_decode_stats_json(&s.dec, j);
     sn_json_obj_end(j);

@@ -186,6 +186,8 @@ struct sn_workers {
         int dlt;
         uint64_t packets;
         bool truncated;
+        bool live;
+        uint64_t recv, drop, ifdrop;
     } inputs[SN_CONFIG_MAX_INPUTS];
     unsigned n_inputs;
     bool live;
@@ -1150,6 +1152,17 @@ void sn_workers_input_end(struct sn_workers *ws, uint64_t packets, bool truncate
     }
 }
 
+void sn_workers_input_capture(struct sn_workers *ws, uint64_t recv, uint64_t drop,
+                              uint64_t ifdrop)
+{
+    if (!ws->n_inputs)
+        return;
+    ws->inputs[ws->n_inputs - 1].live = true;
+    ws->inputs[ws->n_inputs - 1].recv = recv;
+    ws->inputs[ws->n_inputs - 1].drop = drop;
+    ws->inputs[ws->n_inputs - 1].ifdrop = ifdrop;
+}
+
 void sn_workers_finish(struct sn_workers *ws)
 {
     if (ws->finished)
@@ -1166,6 +1179,9 @@ void sn_workers_finish(struct sn_workers *ws)
     for (unsigned i = 0; i < ws->n_inputs; i++) {
         sn_pipeline_input_begin(p0, ws->inputs[i].path, ws->inputs[i].dlt);
         sn_pipeline_input_end(p0, ws->inputs[i].packets, ws->inputs[i].truncated);
+        if (ws->inputs[i].live)
+            sn_pipeline_input_capture(p0, ws->inputs[i].recv, ws->inputs[i].drop,
+                                      ws->inputs[i].ifdrop);
     }
     if (ws->live)
         sn_pipeline_capture_stats(p0, ws->cap_recv, ws->cap_drop, ws->cap_ifdrop);

@@ -67,9 +67,12 @@ check_eq "-i twice: SIGTERM exits 0" 0 "$rc"
 check "-i twice: flows of both links equal offline replay of both captures" python3 "$ROOT/tests/tools/compare_flows.py" "$TMP/two.offline" "$TMP/two.live"
 n_latest=$(grep -o '"file":"[^"]*/latest.pcapng","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
 n_v6=$(grep -o '"file":"[^"]*/v6.pcap","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
-check "-i twice: the stats record lists both interfaces with their packets" \
-    grep -q "\"inputs\":\[{\"file\":\"spv0\",\"linktype\":1,\"packets\":$n_latest,\"truncated\":false},{\"file\":\"spv2\",\"linktype\":1,\"packets\":$n_v6," "$TMP/two.live"
-check "-i twice: zero drops on both" grep -q '"kernel_drops":0,"interface_drops":0' "$TMP/two.live"
+check "-i twice: each interface's capture counters, zero drops" grep -q "\"file\":\"spv0\",\"linktype\":1,\"packets\":$n_latest,\"truncated\":false,\"capture\":{\"received\":$n_latest,\"kernel_drops\":0,\"interface_drops\":0}},{\"file\":\"spv2\",\"linktype\":1,\"packets\":$n_v6,\"truncated\":false,\"capture\":{\"received\":$n_v6,\"kernel_drops\":0," "$TMP/two.live"
+check "-i twice: the capture totals sum both interfaces" grep -q "\"capture\":{\"received\":$((n_latest + n_v6)),\"kernel_drops\":0,\"interface_drops\":0},\"decode\"" "$TMP/two.live"
+for py in /usr/bin/python3 python3; do # the one with python3-jsonschema, as t_schema.sh
+    "$py" -c 'import jsonschema' 2>/dev/null && break
+done
+check "-i twice: the stats record matches its schema" "$py" "$ROOT/tests/tools/validate_schema.py" "$TMP/two.live"
 
 # A tap delivers each direction on its own port: the client's datagrams on spv2, the
 # server's on spv0, in turns. One flow table: one flow with both directions counted.
@@ -119,6 +122,8 @@ check_eq "--workers 2: /metrics counts every packet while the workers run" \
     "spanprint_packets_total $final" "$(grep '^spanprint_packets_total ' "$TMP/w2.metrics")"
 check "--workers 2: /metrics sums the workers' flows" grep -Eq '^spanprint_flows_created_total [1-9]' "$TMP/w2.metrics"
 check "--workers 2: SIGUSR1 prints the workers' packet count" grep -q "^packets $final\$" "$TMP/w2.live.err"
+check "--workers 2: the interface's own capture counters in the stats record" \
+    grep -q "\"file\":\"spv0\",\"linktype\":1,\"packets\":$final,\"truncated\":false,\"capture\":{\"received\":" "$TMP/w2.live"
 
 # Privilege drop: capture opened as root, then runs as nobody.
 start_sensor "$TMP/user.live" --user nobody
