@@ -110,8 +110,46 @@ static void kafka_metrics(const struct sn_sink *s, FILE *out)
             (unsigned long long)k.spool_bytes);
 }
 
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void label_value(FILE *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', out);
+        if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
+    }
+}
+
+/* Each live interface's own counters (the pipeline's metrics have their sum). */
+static void interface_metrics(struct sn_capture *const *cs, unsigned n, FILE *out)
+{
+    static const char *const names[3] = {"packets_total", "drops_total", "drops_total"};
+    static const char *const causes[3] = {NULL, "kernel", "interface"};
+    fprintf(out, "# HELP spanprint_interface_packets_total Packets the interface's capture "
+                 "received (pcap_stats ps_recv).\n"
+                 "# TYPE spanprint_interface_packets_total counter\n"
+                 "# HELP spanprint_interface_drops_total Packets the interface's capture "
+                 "dropped, by cause.\n"
+                 "# TYPE spanprint_interface_drops_total counter\n");
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t v[3];
+        if (sn_capture_stats(cs[k], &v[0], &v[1], &v[2]) != 0)
+            continue;
+        for (int i = 0; i < 3; i++) {
+            fprintf(out, "spanprint_interface_%s{interface=\"", names[i]);
+            label_value(out, sn_capture_path(cs[k]));
+            if (causes[i])
+                fprintf(out, "\",cause=\"%s", causes[i]);
+            fprintf(out, "\"} %llu\n", (unsigned long long)v[i]);
+        }
+    }
+}
+
 static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, struct sn_workers *w,
-                            const struct sn_sink *s)
+                            const struct sn_sink *s, struct sn_capture *const *cs, unsigned n)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -122,6 +160,7 @@ static void publish_metrics(struct sn_metrics *m, struct sn_pipeline *p, struct 
         sn_workers_metrics(w, f);
     else
         sn_pipeline_metrics(p, f);
+    interface_metrics(cs, n, f);
     if (s->ops == &sn_sink_kafka_ops)
         kafka_metrics(s, f);
     fclose(f);
@@ -251,7 +290,7 @@ static int run_capture(struct sn_pipeline *p, struct sn_workers *w, struct sn_ca
                 sn_pipeline_tick(p, wall_us());
             sink->ops->flush(sink, 0); /* delivery reports, outage recovery */
             if (m)
-                publish_metrics(m, p, w, sink);
+                publish_metrics(m, p, w, sink, cs, n);
             serve_signals(p, w);
         }
     }

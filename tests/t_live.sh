@@ -55,12 +55,13 @@ done
 # Two interfaces in one process (-i twice, as for the two directions of a tap): one flow
 # table for both; the flow records equal offline replay of both captures, and the stats
 # record lists each interface with its packets.
-start_sensor "$TMP/two.live" -i spv2
+start_sensor "$TMP/two.live" -i spv2 --metrics 127.0.0.1:19392
 ip netns exec "$NS_B" tcpreplay -q -i spv1 --pps 500 "$ROOT/tests/pcap/latest.pcapng" >/dev/null 2>&1 &
 rp=$!
 ip netns exec "$NS_B" tcpreplay -q -i spv3 --pps 500 "$ROOT/tests/pcap/v6.pcap" >/dev/null 2>&1
 wait "$rp"
-sleep 0.5
+sleep 1.5
+ip netns exec "$NS_A" curl -s http://127.0.0.1:19392/metrics >"$TMP/two.metrics"
 kill -TERM "$spid"; wait "$spid"; rc=$?
 check_eq "-i twice: SIGTERM exits 0" 0 "$rc"
 "$SP" -r "$ROOT/tests/pcap/latest.pcapng" -r "$ROOT/tests/pcap/v6.pcap" --sensor-id live -o "$TMP/two.offline"
@@ -68,6 +69,7 @@ check "-i twice: flows of both links equal offline replay of both captures" pyth
 n_latest=$(grep -o '"file":"[^"]*/latest.pcapng","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
 n_v6=$(grep -o '"file":"[^"]*/v6.pcap","linktype":[0-9]*,"packets":[0-9]*' "$TMP/two.offline" | grep -o '[0-9]*$')
 check "-i twice: each interface's capture counters, zero drops" grep -q "\"file\":\"spv0\",\"linktype\":1,\"packets\":$n_latest,\"truncated\":false,\"capture\":{\"received\":$n_latest,\"kernel_drops\":0,\"interface_drops\":0}},{\"file\":\"spv2\",\"linktype\":1,\"packets\":$n_v6,\"truncated\":false,\"capture\":{\"received\":$n_v6,\"kernel_drops\":0," "$TMP/two.live"
+check "-i twice: /metrics has each interface's packets and drops" bash -c "grep -qx 'spanprint_interface_packets_total{interface=\"spv0\"} $n_latest' '$TMP/two.metrics' && grep -qx 'spanprint_interface_packets_total{interface=\"spv2\"} $n_v6' '$TMP/two.metrics' && grep -qx 'spanprint_interface_drops_total{interface=\"spv2\",cause=\"kernel\"} 0' '$TMP/two.metrics'"
 check "-i twice: the capture totals sum both interfaces" grep -q "\"capture\":{\"received\":$((n_latest + n_v6)),\"kernel_drops\":0,\"interface_drops\":0},\"decode\"" "$TMP/two.live"
 for py in /usr/bin/python3 python3; do # the one with python3-jsonschema, as t_schema.sh
     "$py" -c 'import jsonschema' 2>/dev/null && break
